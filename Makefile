@@ -1,0 +1,49 @@
+# cxr_attn: a plain PGXS build. The numerical core (src/core) has no PostgreSQL dependency and
+# is also built on its own for the unit tests (make check-core).
+EXTENSION = cxr_attn
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = cxr_attn
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The shipped default model, when there is one (see weights/MODEL_CARD.md).
+DATA += $(wildcard weights/*.safetensors)
+
+REGRESS = $(basename $(notdir $(sort $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+
+WARN = -Wall -Wextra -Werror
+PG_CFLAGS = -std=gnu11 $(WARN) -Wno-unused-parameter -Wno-sign-compare -Isrc/core -O2
+SHLIB_LINK = -lpng -ldl -lm -lpthread
+EXTRA_CLEAN = test/bin test/fixtures results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+
+# ---- the numerical core on its own ----
+CORE_CC ?= gcc
+CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/core
+CORE_LIBS = -lpng -ldl -lm -lpthread
+UNIT_TESTS = $(patsubst test/unit/%.c,test/bin/%,$(wildcard test/unit/test_*.c))
+PYTHON ?= /usr/bin/python3
+
+test/bin/%: test/unit/%.c test/unit/harness.h $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p test/bin
+	$(CORE_CC) $(CORE_CFLAGS) -Itest/unit -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+test/fixtures/.done: test/ref/reference.py
+	$(PYTHON) test/ref/reference.py --out test/fixtures
+	touch $@
+
+check-core: $(UNIT_TESTS) test/fixtures/.done
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CXR_FIXTURES=test/fixtures $$t; done
+
+.PHONY: check-core

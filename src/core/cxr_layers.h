@@ -1,0 +1,102 @@
+/* Layer kernels: each a forward/backward pair over plain float buffers (NCHW, row-major).
+ * Backward functions accumulate (+=) into parameter gradients and, unless noted, overwrite
+ * input gradients. */
+#ifndef CXR_LAYERS_H
+#define CXR_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- convolution (im2col + GEMM), one image at a time ---- */
+typedef struct {
+    int cin, cout, k, stride, pad;
+} cxr_conv_shape;
+
+int cxr_conv_out_size(int in, int k, int stride, int pad);
+/* Floats of im2col scratch needed for an h x w input. */
+size_t cxr_conv_col_floats(const cxr_conv_shape *s, int h, int w);
+void cxr_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, float *col);
+void cxr_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *dx);
+/* y[cout][oh*ow] = W[cout][cin*k*k] * im2col(x) + b. bias may be NULL. */
+void cxr_conv_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
+                      const float *bias, float *y, float *col);
+/* dweight, dbias (may be NULL) accumulate; dx (may be NULL) is overwritten. */
+void cxr_conv_backward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
+                       const float *dy, float *dweight, float *dbias, float *dx, float *col);
+
+/* ---- max pooling, window k, stride s, no padding; argmax kept for backward ---- */
+int cxr_maxpool_out_size(int in, int k, int stride);
+void cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, float *y,
+                         int32_t *argmax);
+/* dx (c*h*w) is overwritten. */
+void cxr_maxpool_backward(const float *dy, const int32_t *argmax, int c, int h, int w, int oh,
+                          int ow, float *dx);
+
+/* ---- adaptive average pooling (PyTorch's window rule) ---- */
+void cxr_avgpool_adaptive_forward(const float *x, int c, int h, int w, int oh, int ow, float *y);
+void cxr_avgpool_adaptive_backward(const float *dy, int c, int h, int w, int oh, int ow,
+                                   float *dx);
+
+/* ---- ReLU ---- */
+void cxr_relu_forward(const float *x, float *y, size_t n);
+/* Uses the forward output y, as PyTorch does. In place (dx == dy) is allowed. */
+void cxr_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+
+/* ---- BatchNorm2d over a batch laid out n x c x hw ---- */
+typedef struct {
+    float eps, momentum;
+} cxr_bn_config;
+/* Training: batch statistics; updates running stats; saves mean and inverse std per channel. */
+void cxr_batchnorm_forward_train(const cxr_bn_config *cfg, const float *x, int n, int c, int hw,
+                                 const float *gamma, const float *beta, float *running_mean,
+                                 float *running_var, float *y, float *save_mean,
+                                 float *save_invstd);
+void cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n, int c, int hw,
+                                 const float *gamma, const float *beta, const float *running_mean,
+                                 const float *running_var, float *y);
+void cxr_batchnorm_backward_train(const float *x, const float *dy, int n, int c, int hw,
+                                  const float *gamma, const float *save_mean,
+                                  const float *save_invstd, float *dx, float *dgamma,
+                                  float *dbeta);
+
+/* ---- inverted dropout with a counter-based generator ---- */
+/* mask[i] = 0 or 1/(1-p); element i's draw depends only on (seed, i), so it can be reproduced
+ * anywhere (the PyTorch reference does). */
+void cxr_dropout_mask(uint64_t seed, float p, float *mask, size_t n);
+void cxr_dropout_forward(const float *x, const float *mask, float *y, size_t n);
+void cxr_dropout_backward(const float *dy, const float *mask, float *dx, size_t n);
+
+/* ---- linear: y[n][out] = x[n][in] W^T + b ---- */
+void cxr_linear_forward(const float *x, int n, int in, int out, const float *weight,
+                        const float *bias, float *y);
+void cxr_linear_backward(const float *x, const float *dy, int n, int in, int out,
+                         const float *weight, float *dweight, float *dbias, float *dx);
+
+/* ---- attention: features F (d x p), global vector g (d) ---- */
+/* alpha = softmax(scale * F^T g) over the p positions; out = F alpha. */
+void cxr_attention_forward(const float *f, const float *g, int d, int p, float scale,
+                           float *alpha, float *out);
+/* df is overwritten, dg accumulates. */
+void cxr_attention_backward(const float *f, const float *g, const float *alpha, const float *dout,
+                            int d, int p, float scale, float *df, float *dg);
+
+/* ---- output, loss ---- */
+float cxr_sigmoid(float z);
+/* Mean binary cross-entropy with logits; dlogit[i] = (sigmoid(z_i) - y_i) / n. */
+double cxr_bce_with_logits(const float *logit, const float *label, int n, float *dlogit);
+
+/* ---- optimiser ---- */
+typedef struct {
+    float lr, beta1, beta2, eps;
+} cxr_adam_config;
+/* One Adam step at step number t (1-based), PyTorch's formulation. */
+void cxr_adam_step(const cxr_adam_config *cfg, long t, float *param, const float *grad, float *m,
+                   float *v, size_t n);
+
+/* ---- random numbers and initialisation ---- */
+uint64_t cxr_splitmix64(uint64_t x);
+/* Uniform in [0, 1) with 24 bits, a pure function of (seed, index). */
+float cxr_uniform(uint64_t seed, uint64_t index);
+void cxr_xavier_uniform(float *w, size_t n, int fan_in, int fan_out, uint64_t seed);
+
+#endif

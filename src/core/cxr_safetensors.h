@@ -1,0 +1,45 @@
+/* safetensors container: 8-byte little-endian header length, JSON header, raw data.
+ * The parser validates everything it returns: offsets lie inside the data, tensors do not
+ * overlap, sizes agree with dtype and shape. */
+#ifndef CXR_SAFETENSORS_H
+#define CXR_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CXR_ST_NAME_MAX 64
+#define CXR_ST_VALUE_MAX 256
+#define CXR_ST_MAX_DIMS 8
+#define CXR_ST_MAX_TENSORS 1024
+#define CXR_ST_MAX_HEADER (16u << 20)
+
+typedef enum { CXR_ST_F32, CXR_ST_I64 } cxr_st_dtype;
+
+typedef struct {
+    char name[CXR_ST_NAME_MAX];
+    cxr_st_dtype dtype;
+    int ndim;
+    int64_t shape[CXR_ST_MAX_DIMS];
+    size_t begin, end; /* byte offsets into the data section */
+} cxr_st_tensor;
+
+typedef struct {
+    char key[CXR_ST_NAME_MAX];
+    char value[CXR_ST_VALUE_MAX];
+} cxr_st_meta;
+
+typedef struct {
+    int n_tensors, n_meta;
+    cxr_st_tensor *tensors;
+    cxr_st_meta *meta;
+    const uint8_t *data; /* points into the caller's buffer */
+    size_t data_len;
+} cxr_st_file;
+
+/* Returns 0 on success; otherwise fills err and returns -1 (nothing to free). */
+int cxr_st_parse(const uint8_t *buf, size_t len, cxr_st_file *out, char *err, size_t errlen);
+void cxr_st_free(cxr_st_file *f);
+const cxr_st_tensor *cxr_st_find(const cxr_st_file *f, const char *name);
+const char *cxr_st_meta_get(const cxr_st_file *f, const char *key);
+
+#endif

@@ -1,0 +1,91 @@
+#include <string.h>
+
+#include "cxr_layers.h"
+
+int
+cxr_maxpool_out_size(int in, int k, int stride)
+{
+    return in < k ? 0 : (in - k) / stride + 1;
+}
+
+void
+cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, float *y,
+                    int32_t *argmax)
+{
+    int oh = cxr_maxpool_out_size(h, k, stride), ow = cxr_maxpool_out_size(w, k, stride);
+    for (int ci = 0; ci < c; ci++) {
+        const float *plane = x + (size_t)ci * h * w;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int best = (oy * stride) * w + ox * stride;
+                float bv = plane[best];
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int idx = (oy * stride + ky) * w + ox * stride + kx;
+                        /* strict '>' keeps the first maximum, as PyTorch does */
+                        if (plane[idx] > bv) {
+                            bv = plane[idx];
+                            best = idx;
+                        }
+                    }
+                size_t o = ((size_t)ci * oh + oy) * ow + ox;
+                y[o] = bv;
+                if (argmax)
+                    argmax[o] = best;
+            }
+    }
+}
+
+void
+cxr_maxpool_backward(const float *dy, const int32_t *argmax, int c, int h, int w, int oh, int ow,
+                     float *dx)
+{
+    memset(dx, 0, sizeof(float) * (size_t)c * h * w);
+    for (int ci = 0; ci < c; ci++)
+        for (int i = 0; i < oh * ow; i++) {
+            size_t o = (size_t)ci * oh * ow + i;
+            dx[(size_t)ci * h * w + argmax[o]] += dy[o];
+        }
+}
+
+/* PyTorch's adaptive window for output index i: [floor(i*in/out), ceil((i+1)*in/out)). */
+static void
+adaptive_window(int i, int in, int out, int *start, int *end)
+{
+    *start = (i * in) / out;
+    *end = ((i + 1) * in + out - 1) / out;
+}
+
+void
+cxr_avgpool_adaptive_forward(const float *x, int c, int h, int w, int oh, int ow, float *y)
+{
+    for (int ci = 0; ci < c; ci++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int y0, y1, x0, x1;
+                adaptive_window(oy, h, oh, &y0, &y1);
+                adaptive_window(ox, w, ow, &x0, &x1);
+                float acc = 0.0f;
+                for (int yy = y0; yy < y1; yy++)
+                    for (int xx = x0; xx < x1; xx++)
+                        acc += x[((size_t)ci * h + yy) * w + xx];
+                y[((size_t)ci * oh + oy) * ow + ox] = acc / (float)((y1 - y0) * (x1 - x0));
+            }
+}
+
+void
+cxr_avgpool_adaptive_backward(const float *dy, int c, int h, int w, int oh, int ow, float *dx)
+{
+    memset(dx, 0, sizeof(float) * (size_t)c * h * w);
+    for (int ci = 0; ci < c; ci++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int y0, y1, x0, x1;
+                adaptive_window(oy, h, oh, &y0, &y1);
+                adaptive_window(ox, w, ow, &x0, &x1);
+                float g = dy[((size_t)ci * oh + oy) * ow + ox] / (float)((y1 - y0) * (x1 - x0));
+                for (int yy = y0; yy < y1; yy++)
+                    for (int xx = x0; xx < x1; xx++)
+                        dx[((size_t)ci * h + yy) * w + xx] += g;
+            }
+}
