@@ -18,7 +18,7 @@ REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
 PG_CFLAGS = -std=gnu11 $(WARN) -Wno-unused-parameter -Wno-sign-compare -Isrc/core -O2
-SHLIB_LINK = -lpng -ldl -lm -lpthread
+SHLIB_LINK = -lpng -lz -ldl -lm -lpthread
 EXTRA_CLEAN = test/bin test/fixtures results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
@@ -31,7 +31,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 # ---- the numerical core on its own ----
 CORE_CC ?= gcc
 CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/core
-CORE_LIBS = -lpng -ldl -lm -lpthread
+CORE_LIBS = -lpng -lz -ldl -lm -lpthread
 UNIT_TESTS = $(patsubst test/unit/%.c,test/bin/%,$(wildcard test/unit/test_*.c))
 PYTHON ?= /usr/bin/python3
 

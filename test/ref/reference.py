@@ -102,6 +102,20 @@ def make_fixture(out, arch, score, seed):
     print(f"wrote {d}: loss {loss.item():.6f}, best of {attempt + 1} draws, pool margin {margin:.1e}")
 
 
+def make_resize_fixture(out):
+    """Bilinear resize to 299x299 (antialiased when shrinking), by PyTorch."""
+    gen = torch.Generator().manual_seed(7)
+    fx = {}
+    for h, w in [(256, 256), (400, 350), (37, 53), (299, 299), (1000, 240)]:
+        img = torch.rand((1, 1, h, w), generator=gen, dtype=torch.float64)
+        fx[f"src_{h}x{w}"] = img[0, 0]
+        fx[f"dst_{h}x{w}"] = torch.nn.functional.interpolate(
+            img, size=(SIDE, SIDE), mode="bilinear", align_corners=False, antialias=True)[0, 0]
+    os.makedirs(out, exist_ok=True)
+    save_safetensors(os.path.join(out, "resize.safetensors"), fx)
+    print(f"wrote {out}/resize.safetensors")
+
+
 def verify_c(folder):
     """Models written by the C core load here and give the C core's outputs."""
     files = sorted(glob.glob(os.path.join(folder, "c_written", "*.model.safetensors")))
@@ -134,6 +148,8 @@ def main():
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     if args.verify_c:
         return verify_c(args.verify_c)
+    if not args.only:
+        make_resize_fixture(args.out)
     for i, (arch, score) in enumerate(CONFIGS):
         if args.only and args.only != f"{arch}-{score}":
             continue
