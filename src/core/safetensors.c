@@ -12,6 +12,8 @@ typedef struct {
     int failed;
 } json_cursor;
 
+static int fail(json_cursor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int
 fail(json_cursor *c, const char *fmt, ...)
 {

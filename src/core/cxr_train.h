@@ -1,0 +1,41 @@
+/* Training data handling shared by every trainer: an 8-bit dataset at the model's input size,
+ * seeded shuffling, augmentation (rotation and horizontal flip) and batch assembly; plus the
+ * evaluation metrics. */
+#ifndef CXR_TRAIN_H
+#define CXR_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n, capacity, side;
+    uint8_t *pixels; /* n * side * side, gray 0..255 at the model's input size */
+    float *labels;   /* 0 or 1 */
+} cxr_dataset;
+
+/* Quantises one decoded, resized image (side*side floats in [0, 1]) into slot i. */
+void cxr_dataset_store(cxr_dataset *d, int i, const float *gray);
+
+void cxr_shuffle(int *idx, int n, uint64_t seed);
+
+typedef struct {
+    float max_rotation_deg; /* 10 in the paper's recipe */
+    int hflip;
+} cxr_augment_config;
+
+/* Builds a batch of normalised model inputs for images idx[0..n). With aug != NULL each image
+ * is rotated by a uniform angle in [-max, max] about its centre (bilinear, black outside) and
+ * flipped with probability 1/2, all drawn from (seed, image position in the run). */
+void cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
+                    uint64_t seed, uint64_t draw_base, float mean, float std, float *out);
+
+typedef struct {
+    long n, tp, tn, fp, fn;
+    double accuracy, sensitivity, specificity, precision, f1, auc, loss;
+} cxr_metrics;
+
+/* probabilities and 0/1 labels of n images; threshold 0.5. order is n ints of scratch. */
+void cxr_compute_metrics(const double *prob, const float *labels, long n, long *order,
+                         cxr_metrics *out);
+
+#endif

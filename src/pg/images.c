@@ -1,0 +1,131 @@
+/* Image SQL functions and the decode path every scoring and training function shares. */
+#include "postgres.h"
+
+#include "cxr_pg.h"
+#include "cxr_blas.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "catalog/pg_type.h"
+
+void
+cxr_pg_image_error(cxr_img_status st, const char *msg)
+{
+    switch (st) {
+    case CXR_IMG_OK:
+        return;
+    case CXR_IMG_NOT_PNG:
+        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("%s", msg),
+                        errhint("X-rays must be stored as PNG bytes.")));
+        break;
+    case CXR_IMG_CORRUPT:
+        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("%s", msg)));
+        break;
+    case CXR_IMG_TOO_LARGE:
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("%s", msg),
+                        errhint("Raise cxr_attn.max_image_pixels to accept larger images.")));
+        break;
+    case CXR_IMG_NO_MEMORY:
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", msg)));
+        break;
+    }
+}
+
+float *
+cxr_pg_decode(bytea *png, int *w, int *h)
+{
+    const uint8 *buf = (const uint8 *)VARDATA_ANY(png);
+    size_t len = VARSIZE_ANY_EXHDR(png);
+    char err[256];
+    cxr_png_info info;
+    cxr_img_status st = cxr_png_read_info(buf, len, &info, err, sizeof err);
+    cxr_pg_image_error(st, err);
+    /* the pixel count is checked before anything is allocated */
+    if ((uint64)info.width * info.height > (uint64)cxr_max_image_pixels)
+        cxr_pg_image_error(CXR_IMG_TOO_LARGE,
+                           psprintf("PNG image of %ux%u pixels exceeds cxr_attn.max_image_pixels (%d)",
+                                    info.width, info.height, cxr_max_image_pixels));
+    size_t pixels = (size_t)info.width * info.height;
+    float *gray = MemoryContextAllocHuge(CurrentMemoryContext, pixels * sizeof(float));
+    st = cxr_png_decode_gray(buf, len, (size_t)cxr_max_image_pixels, gray, pixels, err, sizeof err);
+    cxr_pg_image_error(st, err);
+    *w = (int)info.width;
+    *h = (int)info.height;
+    return gray;
+}
+
+float *
+cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h)
+{
+    float *gray = cxr_pg_decode(png, w, h);
+    int side = m->input_size;
+    float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, (size_t)side * *h * sizeof(float));
+    cxr_img_status st = cxr_resize_bilinear(gray, *w, *h, input, side, side, tmp);
+    cxr_pg_image_error(st, "out of memory resizing an image");
+    pfree(tmp);
+    cxr_normalize(input, (size_t)side * side, m->mean, m->std);
+    return gray;
+}
+
+void
+cxr_pg_use_threads(int n)
+{
+    if (cxr_blas_get_threads() != n)
+        cxr_blas_set_threads(n);
+}
+
+PG_FUNCTION_INFO_V1(cxr_is_png);
+Datum
+cxr_is_png(PG_FUNCTION_ARGS)
+{
+    bytea *b = PG_GETARG_BYTEA_PP(0);
+    PG_RETURN_BOOL(cxr_png_has_signature((const uint8 *)VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
+}
+
+PG_FUNCTION_INFO_V1(cxr_image_info);
+Datum
+cxr_image_info(PG_FUNCTION_ARGS)
+{
+    bytea *b = PG_GETARG_BYTEA_PP(0);
+    static const char *const color_names[7] = {"gray", NULL, "rgb", "palette", "gray_alpha",
+                                               NULL, "rgba"};
+    cxr_png_info info;
+    char err[256];
+    TupleDesc tupdesc;
+    cxr_img_status st = cxr_png_read_info((const uint8 *)VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
+                                          &info, err, sizeof err);
+    cxr_pg_image_error(st, err);
+    if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "return type must be a row type");
+    Datum values[6] = {Int32GetDatum((int32)info.width),
+                       Int32GetDatum((int32)info.height),
+                       Int32GetDatum(info.bit_depth),
+                       CStringGetTextDatum(color_names[info.color_type]),
+                       Int32GetDatum(info.channels),
+                       BoolGetDatum(info.interlaced != 0)};
+    bool nulls[6] = {0};
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(cxr_image_gray);
+Datum
+cxr_image_gray(PG_FUNCTION_ARGS)
+{
+    bytea *b = PG_GETARG_BYTEA_PP(0);
+    int side = PG_GETARG_INT32(1), w, h;
+    if (side < 1 || side > 4096)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("size must be between 1 and 4096, not %d", side)));
+    float *gray = cxr_pg_decode(b, &w, &h);
+    float *out = palloc(sizeof(float) * side * side);
+    float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, (size_t)side * h * sizeof(float));
+    cxr_pg_image_error(cxr_resize_bilinear(gray, w, h, out, side, side, tmp),
+                       "out of memory resizing an image");
+    Datum *elems = palloc(sizeof(Datum) * side * side);
+    for (int i = 0; i < side * side; i++)
+        elems[i] = Float4GetDatum(out[i]);
+    int dims[2] = {side, side}, lbs[2] = {1, 1};
+    PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, 4, true,
+                                             TYPALIGN_INT));
+}

@@ -1,0 +1,223 @@
+/* Per-backend model cache. Models are loaded once per backend and kept by id (model rows never
+ * change); names are resolved through the deployment log and cached too. Any change to the
+ * registry sends a relcache invalidation for cxr.deployments (cxr_registry_changed), which marks
+ * the cache stale in every backend; it is flushed at the next lookup, never in the middle of a
+ * call that is using a model. */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "cxr_pg.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+typedef struct {
+    char *name;
+    int64 id;
+} name_entry;
+
+static cxr_cached_model *models;
+static int n_models, cap_models;
+static name_entry *names;
+static int n_names, cap_names;
+static bool cache_stale;
+static char *schema_name;
+static Oid deployments_relid = InvalidOid;
+static Oid models_relid = InvalidOid;
+
+static void
+registry_invalidated(Datum arg, Oid relid)
+{
+    if (relid == InvalidOid || relid == deployments_relid)
+        cache_stale = true;
+}
+
+void
+cxr_pg_cache_init(void)
+{
+    CacheRegisterRelcacheCallback(registry_invalidated, (Datum)0);
+}
+
+const char *
+cxr_pg_schema(void)
+{
+    if (!schema_name) {
+        /* the control file fixes the schema (relocatable = false, schema = cxr) */
+        if (!OidIsValid(get_extension_oid("cxr_attn", true)))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("extension cxr_attn is not installed in this database")));
+        Oid nsp = get_namespace_oid("cxr", false);
+        schema_name = MemoryContextStrdup(TopMemoryContext, "cxr");
+        deployments_relid = get_relname_relid("deployments", nsp);
+        models_relid = get_relname_relid("models", nsp);
+    }
+    return schema_name;
+}
+
+static void
+flush_if_stale(void)
+{
+    if (!cache_stale)
+        return;
+    for (int i = 0; i < n_models; i++) {
+        cxr_model_free(models[i].model);
+        free(models[i].input);
+    }
+    for (int i = 0; i < n_names; i++)
+        pfree(names[i].name);
+    n_models = n_names = 0;
+    cache_stale = false;
+}
+
+/* Runs a one-row, one-column query with one parameter; returns a copy in the caller's context
+ * or isnull. */
+static Datum
+query_one(const char *sql, Oid argtype, Datum arg, bool *isnull, bool byval, int typlen)
+{
+    MemoryContext caller = CurrentMemoryContext;
+    Datum result = (Datum)0;
+    *isnull = true;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    int rc = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "registry query failed: %s", SPI_result_code_string(rc));
+    if (SPI_processed > 0) {
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+        if (!*isnull) {
+            MemoryContext spi = MemoryContextSwitchTo(caller);
+            result = datumCopy(d, byval, typlen);
+            MemoryContextSwitchTo(spi);
+        }
+    }
+    SPI_finish();
+    return result;
+}
+
+static int64
+resolve_name(const char *name)
+{
+    bool isnull;
+    for (int i = 0; i < n_names; i++)
+        if (strcmp(names[i].name, name) == 0)
+            return names[i].id;
+    char *sql = psprintf("SELECT model_id FROM %s.current_models WHERE name = $1", cxr_pg_schema());
+    Datum d = query_one(sql, TEXTOID, CStringGetTextDatum(name), &isnull, true, 8);
+    if (isnull) {
+        if (strcmp(name, "default") == 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("there is no default model"),
+                            errdetail("cxr_attn does not ship a trained default model yet, and "
+                                      "none has been imported or trained under the name "
+                                      "\"default\"."),
+                            errhint("Pass a model name, or import one with "
+                                    "cxr_model_import('default', weights).")));
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("model \"%s\" does not exist", name)));
+    }
+    if (n_names == cap_names) {
+        cap_names = cap_names ? cap_names * 2 : 8;
+        names = names ? repalloc(names, sizeof(name_entry) * cap_names)
+                      : MemoryContextAlloc(TopMemoryContext, sizeof(name_entry) * cap_names);
+    }
+    names[n_names].name = MemoryContextStrdup(TopMemoryContext, name);
+    names[n_names].id = DatumGetInt64(d);
+    return names[n_names++].id;
+}
+
+/* Loads the weights of model `id` into a core model (malloc'd). */
+static cxr_model *
+load_model(int64 id)
+{
+    bool isnull;
+    char err[CXR_ERR_LEN];
+    char *sql = psprintf("SELECT weights FROM %s.models WHERE id = $1", cxr_pg_schema());
+    Datum d = query_one(sql, INT8OID, Int64GetDatum(id), &isnull, false, -1);
+    if (isnull)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("model %lld does not exist", (long long)id)));
+    bytea *w = DatumGetByteaPP(d);
+    cxr_model *m = cxr_model_load((const uint8 *)VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w), err);
+    if (!m)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("stored model %lld cannot be loaded: %s", (long long)id, err)));
+    return m;
+}
+
+/* Cached models must not outlive the caller's right to read them (SET ROLE, REVOKE). */
+static void
+check_read_privilege(void)
+{
+    cxr_pg_schema();
+    if (pg_class_aclcheck(models_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+        pg_class_aclcheck(deployments_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for the cxr_attn model registry"),
+                        errhint("Scoring needs SELECT on cxr.models and cxr.deployments.")));
+}
+
+cxr_cached_model *
+cxr_pg_model_by_id(int64 id)
+{
+    check_read_privilege();
+    flush_if_stale();
+    for (int i = 0; i < n_models; i++)
+        if (models[i].id == id)
+            return &models[i];
+    cxr_model *m = load_model(id);
+    float *input = malloc(sizeof(float) * m->input_size * m->input_size);
+    if (!input) {
+        cxr_model_free(m);
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+    }
+    if (n_models == cap_models) {
+        int cap = cap_models ? cap_models * 2 : 4;
+        cxr_cached_model *grown = models ? repalloc(models, sizeof(cxr_cached_model) * cap)
+                                         : MemoryContextAlloc(TopMemoryContext,
+                                                              sizeof(cxr_cached_model) * cap);
+        models = grown;
+        cap_models = cap;
+    }
+    models[n_models].id = id;
+    models[n_models].model = m;
+    models[n_models].input = input;
+    return &models[n_models++];
+}
+
+cxr_cached_model *
+cxr_pg_model_by_name(const char *name)
+{
+    check_read_privilege();
+    flush_if_stale();
+    return cxr_pg_model_by_id(resolve_name(name));
+}
+
+cxr_model *
+cxr_pg_model_copy(const char *name)
+{
+    char err[CXR_ERR_LEN];
+    cxr_model *m = cxr_model_clone(cxr_pg_model_by_name(name)->model, err);
+    if (!m)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", err)));
+    return m;
+}
+
+PG_FUNCTION_INFO_V1(cxr_registry_changed);
+Datum
+cxr_registry_changed(PG_FUNCTION_ARGS)
+{
+    cxr_pg_schema();
+    if (OidIsValid(deployments_relid))
+        CacheInvalidateRelcacheByRelid(deployments_relid);
+    PG_RETURN_VOID();
+}

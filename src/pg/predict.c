@@ -1,0 +1,200 @@
+/* covid_predict, attention_map, attention_overlay: decode once, run the cached model once, in a
+ * memory context of its own that is deleted before returning (flat memory over many rows). */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "cxr_pg.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+typedef struct {
+    cxr_cached_model *cm;
+    float logit;
+    float *gray; /* decoded image, in the call's context */
+    int w, h;
+} scored;
+
+static cxr_cached_model *
+model_arg(FunctionCallInfo fcinfo, int argno, bool by_id)
+{
+    if (by_id)
+        return cxr_pg_model_by_id(PG_GETARG_INT64(argno));
+    return cxr_pg_model_by_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
+}
+
+static void
+score(bytea *image, cxr_cached_model *cm, scored *out)
+{
+    cxr_pg_use_threads(cxr_scoring_threads);
+    out->cm = cm;
+    out->gray = cxr_pg_prepare_input(image, cm->model, cm->input, &out->w, &out->h);
+    CHECK_FOR_INTERRUPTS();
+    out->logit = cxr_model_forward(cm->model, cm->input);
+}
+
+static MemoryContext
+call_context(void)
+{
+    return AllocSetContextCreate(CurrentMemoryContext, "cxr_attn scoring",
+                                 ALLOCSET_DEFAULT_SIZES);
+}
+
+static Datum
+predict(FunctionCallInfo fcinfo, bool by_id)
+{
+    bytea *image = PG_GETARG_BYTEA_PP(0);
+    cxr_cached_model *cm = model_arg(fcinfo, 1, by_id);
+    MemoryContext ctx = call_context(), old = MemoryContextSwitchTo(ctx);
+    scored s;
+    score(image, cm, &s);
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(ctx);
+    PG_RETURN_FLOAT8((double)cxr_sigmoid(s.logit));
+}
+
+PG_FUNCTION_INFO_V1(cxr_covid_predict_by_name);
+Datum
+cxr_covid_predict_by_name(PG_FUNCTION_ARGS)
+{
+    return predict(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cxr_covid_predict_by_id);
+Datum
+cxr_covid_predict_by_id(PG_FUNCTION_ARGS)
+{
+    return predict(fcinfo, true);
+}
+
+/* The model's attention side for `layer`, or an ERROR that names the layers it has. */
+static int
+checked_layer(const cxr_model *m, int layer)
+{
+    if (m->arch->n_taps == 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("model architecture %s has no attention layers", m->arch->name)));
+    int side = cxr_model_attention_side(m, layer);
+    if (side == 0) {
+        char layers[32] = "";
+        for (int t = 0; t < m->arch->n_taps; t++)
+            snprintf(layers + strlen(layers), sizeof layers - strlen(layers), "%s%d",
+                     t ? ", " : "", m->arch->taps[t]);
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("model architecture %s has no attention at layer %d",
+                               m->arch->name, layer),
+                        errhint("Its attention layers are: %s.", layers)));
+    }
+    return side;
+}
+
+static Datum
+attention_map(FunctionCallInfo fcinfo, bool by_id)
+{
+    bytea *image = PG_GETARG_BYTEA_PP(0);
+    int layer = PG_GETARG_INT32(1);
+    cxr_cached_model *cm = model_arg(fcinfo, 2, by_id);
+    int side = checked_layer(cm->model, layer);
+    MemoryContext ctx = call_context(), old = MemoryContextSwitchTo(ctx);
+    scored s;
+    score(image, cm, &s);
+    MemoryContextSwitchTo(old);
+    const float *alpha = cxr_model_attention(cm->model, layer);
+    Datum *elems = palloc(sizeof(Datum) * side * side);
+    for (int i = 0; i < side * side; i++)
+        elems[i] = Float4GetDatum(alpha[i]);
+    int dims[2] = {side, side}, lbs[2] = {1, 1};
+    ArrayType *result = construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, 4, true,
+                                           TYPALIGN_INT);
+    MemoryContextDelete(ctx);
+    PG_RETURN_ARRAYTYPE_P(result);
+}
+
+PG_FUNCTION_INFO_V1(cxr_attention_map_by_name);
+Datum
+cxr_attention_map_by_name(PG_FUNCTION_ARGS)
+{
+    return attention_map(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cxr_attention_map_by_id);
+Datum
+cxr_attention_map_by_id(PG_FUNCTION_ARGS)
+{
+    return attention_map(fcinfo, true);
+}
+
+static Datum
+attention_overlay(FunctionCallInfo fcinfo, bool by_id)
+{
+    bytea *image = PG_GETARG_BYTEA_PP(0);
+    int layer = PG_GETARG_INT32(1);
+    cxr_cached_model *cm = model_arg(fcinfo, 2, by_id);
+    int side = checked_layer(cm->model, layer);
+    MemoryContext ctx = call_context(), old = MemoryContextSwitchTo(ctx);
+    scored s;
+    score(image, cm, &s);
+    /* drawn at the model's input size: the resolution the network saw */
+    int n = cm->model->input_size;
+    float *gray = palloc(sizeof(float) * n * n), *tmp = palloc(sizeof(float) * (n * n + n * s.h));
+    cxr_pg_image_error(cxr_resize_bilinear(s.gray, s.w, s.h, gray, n, n, tmp),
+                       "out of memory resizing an image");
+    uint8 *rgb = palloc((size_t)n * n * 3);
+    cxr_heatmap_overlay(gray, n, n, cxr_model_attention(cm->model, layer), side, rgb, tmp);
+    uint8 *png = NULL;
+    size_t png_len = 0;
+    cxr_img_status st = cxr_png_encode_rgb(rgb, n, n, &png, &png_len);
+    MemoryContextSwitchTo(old);
+    if (st != CXR_IMG_OK)
+        cxr_pg_image_error(st, "could not encode the overlay PNG");
+    bytea *result = palloc(VARHDRSZ + png_len);
+    SET_VARSIZE(result, VARHDRSZ + png_len);
+    memcpy(VARDATA(result), png, png_len);
+    free(png);
+    MemoryContextDelete(ctx);
+    PG_RETURN_BYTEA_P(result);
+}
+
+PG_FUNCTION_INFO_V1(cxr_attention_overlay_by_name);
+Datum
+cxr_attention_overlay_by_name(PG_FUNCTION_ARGS)
+{
+    return attention_overlay(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cxr_attention_overlay_by_id);
+Datum
+cxr_attention_overlay_by_id(PG_FUNCTION_ARGS)
+{
+    return attention_overlay(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(cxr_model_validate);
+Datum
+cxr_model_validate(PG_FUNCTION_ARGS)
+{
+    bytea *w = PG_GETARG_BYTEA_PP(0);
+    char err[CXR_ERR_LEN];
+    TupleDesc tupdesc;
+    cxr_model *m = cxr_model_load((const uint8 *)VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w), err);
+    if (!m)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid model file: %s", err)));
+    char *meta = psprintf("{\"arch\": \"%s\", \"input_size\": %d, \"in_channels\": %d, "
+                          "\"mean\": %.9g, \"std\": %.9g%s%s%s}",
+                          m->arch->name, m->input_size, m->in_channels, m->mean, m->std,
+                          m->arch->n_taps ? ", \"attention_score\": \"" : "",
+                          m->arch->n_taps ? (m->attention_scaled ? "scaled_dot" : "dot") : "",
+                          m->arch->n_taps ? "\"" : "");
+    char *arch = pstrdup(m->arch->name);
+    cxr_model_free(m);
+    if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "return type must be a row type");
+    Datum values[2] = {CStringGetTextDatum(arch),
+                       DirectFunctionCall1(jsonb_in, CStringGetDatum(meta))};
+    bool nulls[2] = {0};
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

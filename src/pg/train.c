@@ -1,0 +1,452 @@
+/* cxr_train and cxr_evaluate: training and evaluation over the rows of a query.
+ *
+ * Rows are read through an SPI cursor with the caller's privileges; images are decoded once and
+ * kept at the model's input size as 8-bit gray (bounded by cxr_attn.training_memory). The core
+ * trainer's memory is malloc'd and tied to this call's memory context by a reset callback, so
+ * an ERROR or a cancel frees it and stores nothing. */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include "catalog/pg_type.h"
+#include "cxr_blas.h"
+#include "cxr_pg.h"
+#include "cxr_train.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+typedef struct {
+    cxr_model *model;
+    cxr_trainer *trainer;
+    float *best;
+} train_resources;
+
+static void
+free_resources(void *arg)
+{
+    train_resources *r = arg;
+    cxr_trainer_free(r->trainer);
+    cxr_model_free(r->model);
+    free(r->best);
+}
+
+static double
+seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static float
+label_value(Datum d, Oid type, long row)
+{
+    int64 v;
+    switch (type) {
+    case BOOLOID:
+        return DatumGetBool(d) ? 1.0f : 0.0f;
+    case INT2OID:
+        v = DatumGetInt16(d);
+        break;
+    case INT4OID:
+        v = DatumGetInt32(d);
+        break;
+    case INT8OID:
+        v = DatumGetInt64(d);
+        break;
+    default:
+        v = -1;
+    }
+    if (v != 0 && v != 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("labels must be 0 or 1 (or boolean), but row %ld has %lld", row,
+                               (long long)v)));
+    return (float)v;
+}
+
+/* Reads (image, label) rows of `query` into d, decoding and resizing each image once. */
+static void
+load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *d,
+          size_t *budget_left)
+{
+    int side = m->input_size;
+    size_t per_image = (size_t)side * side;
+    float *input = palloc(sizeof(float) * per_image);
+    MemoryContext row_ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_attn row",
+                                                  ALLOCSET_DEFAULT_SIZES);
+    MemoryContext outer = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    SPIPlanPtr plan = SPI_prepare(query, 0, NULL);
+    if (!plan)
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR),
+                        errmsg("%s query could not be prepared: %s", what,
+                               SPI_result_code_string(SPI_result))));
+    if (!SPI_is_cursor_plan(plan))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s query must be a SELECT returning (image bytea, label boolean)",
+                               what)));
+    Portal portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+    long row = 0;
+    d->side = side;
+    for (;;) {
+        SPI_cursor_fetch(portal, true, 64);
+        if (SPI_processed == 0)
+            break;
+        TupleDesc td = SPI_tuptable->tupdesc;
+        if (td->natts != 2 || getBaseType(SPI_gettypeid(td, 1)) != BYTEAOID)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("%s query must return two columns (image bytea, label boolean)",
+                                   what),
+                            errdetail("It returns %d column(s), the first of type %s.", td->natts,
+                                      format_type_be(SPI_gettypeid(td, 1)))));
+        Oid ltype = getBaseType(SPI_gettypeid(td, 2));
+        if (ltype != BOOLOID && ltype != INT2OID && ltype != INT4OID && ltype != INT8OID)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("the label column of the %s query must be boolean or integer, "
+                                   "not %s", what, format_type_be(ltype))));
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            bool inull, lnull;
+            row++;
+            CHECK_FOR_INTERRUPTS();
+            Datum img = SPI_getbinval(SPI_tuptable->vals[i], td, 1, &inull);
+            Datum lab = SPI_getbinval(SPI_tuptable->vals[i], td, 2, &lnull);
+            if (inull || lnull)
+                ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                                errmsg("row %ld of the %s query has a NULL %s", row, what,
+                                       inull ? "image" : "label")));
+            float label = label_value(lab, ltype, row);
+            if (per_image > *budget_left)
+                ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                                errmsg("decoded images exceed cxr_attn.training_memory (%d MB) "
+                                       "at row %ld of the %s query", cxr_training_memory_mb, row,
+                                       what),
+                                errhint("Raise cxr_attn.training_memory or train on fewer rows.")));
+            *budget_left -= per_image;
+            if (d->n == d->capacity) {
+                d->capacity = d->capacity ? d->capacity * 2 : 256;
+                MemoryContext o = MemoryContextSwitchTo(outer);
+                d->pixels = d->pixels ? repalloc_huge(d->pixels, (size_t)d->capacity * per_image)
+                                      : MemoryContextAllocHuge(outer, (size_t)d->capacity * per_image);
+                d->labels = d->labels ? repalloc(d->labels, sizeof(float) * d->capacity)
+                                      : palloc(sizeof(float) * d->capacity);
+                MemoryContextSwitchTo(o);
+            }
+            MemoryContext o = MemoryContextSwitchTo(row_ctx);
+            int w, h;
+            cxr_pg_prepare_input(DatumGetByteaPP(img), m, input, &w, &h);
+            MemoryContextSwitchTo(o);
+            MemoryContextReset(row_ctx);
+            /* undo the normalisation: the dataset keeps [0, 1] gray as 8-bit */
+            for (size_t p = 0; p < per_image; p++)
+                input[p] = input[p] * m->std + m->mean;
+            cxr_dataset_store(d, d->n, input);
+            d->labels[d->n++] = label;
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+    SPI_cursor_close(portal);
+    SPI_finish();
+    MemoryContextDelete(row_ctx);
+    pfree(input);
+}
+
+/* Inference-mode probabilities of every image of d. */
+static void
+predict_all(cxr_model *m, const cxr_dataset *d, double *prob)
+{
+    size_t img = (size_t)d->side * d->side;
+    float *input = palloc(sizeof(float) * img);
+    for (int i = 0; i < d->n; i++) {
+        CHECK_FOR_INTERRUPTS();
+        cxr_make_batch(d, &i, 1, NULL, 0, 0, m->mean, m->std, input);
+        prob[i] = cxr_sigmoid(cxr_model_forward(m, input));
+    }
+    pfree(input);
+}
+
+typedef struct {
+    int epoch;
+    double train_loss, train_acc, val_loss, val_acc, seconds;
+} epoch_row;
+
+static char *
+arg_text(FunctionCallInfo fcinfo, int i, const char *what)
+{
+    if (PG_ARGISNULL(i))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
+    return text_to_cstring(PG_GETARG_TEXT_PP(i));
+}
+
+static int32
+arg_int(FunctionCallInfo fcinfo, int i, const char *what, int lo, int hi)
+{
+    if (PG_ARGISNULL(i))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", what)));
+    int32 v = PG_GETARG_INT32(i);
+    if (v < lo || v > hi)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s must be between %d and %d, not %d", what, lo, hi, v)));
+    return v;
+}
+
+PG_FUNCTION_INFO_V1(cxr_train);
+Datum
+cxr_train(PG_FUNCTION_ARGS)
+{
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    char *name = arg_text(fcinfo, 0, "name");
+    char *train_query = arg_text(fcinfo, 1, "training_query");
+    char *arch = arg_text(fcinfo, 2, "arch");
+    char *val_query = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+    int epochs = arg_int(fcinfo, 4, "epochs", 1, 100000);
+    int batch = arg_int(fcinfo, 5, "batch_size", 1, 1024);
+    if (PG_ARGISNULL(6) || !(PG_GETARG_FLOAT8(6) > 0) || !isfinite(PG_GETARG_FLOAT8(6)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("learning_rate must be a positive number")));
+    double lr = PG_GETARG_FLOAT8(6);
+    bool augment = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
+    int seed = PG_ARGISNULL(8) ? 1 : PG_GETARG_INT32(8);
+    bool deploy = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
+    char *init_model = PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10));
+    char *score = PG_ARGISNULL(11) ? "scaled_dot" : text_to_cstring(PG_GETARG_TEXT_PP(11));
+    char err[CXR_ERR_LEN];
+
+    InitMaterializedSRF(fcinfo, 0);
+    if (strcmp(score, "dot") != 0 && strcmp(score, "scaled_dot") != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("attention_score must be \"dot\" or \"scaled_dot\", not \"%s\"", score)));
+
+    MemoryContext train_ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_train",
+                                                    ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(train_ctx);
+    train_resources *res = palloc0(sizeof *res);
+    MemoryContextCallback *cb = palloc(sizeof *cb);
+    cb->func = free_resources;
+    cb->arg = res;
+    MemoryContextRegisterResetCallback(train_ctx, cb);
+
+    if (init_model) {
+        res->model = cxr_pg_model_copy(init_model);
+        if (!PG_ARGISNULL(2) && strcmp(arch, res->model->arch->name) != 0 &&
+            strcmp(arch, "alexnet_attn2") != 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("init_model \"%s\" is a %s, not a %s", init_model,
+                                   res->model->arch->name, arch)));
+    } else {
+        res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0, 299,
+                                      (uint64_t)(uint32)seed, err);
+        if (!res->model)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", err)));
+    }
+    cxr_model *m = res->model;
+
+    size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
+    cxr_dataset train = {0}, val = {0};
+    double t_load = seconds_now();
+    load_rows(train_query, "training", m, &train, &budget);
+    if (train.n == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the training query returned no rows")));
+    if (val_query) {
+        load_rows(val_query, "validation", m, &val, &budget);
+        if (val.n == 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("the validation query returned no rows")));
+    }
+    ereport(NOTICE, (errmsg("cxr_train: %d training and %d validation images decoded in %.1f s; "
+                            "%s, %d epochs, batch %d, %d BLAS threads",
+                            train.n, val.n, seconds_now() - t_load, m->arch->name, epochs, batch,
+                            cxr_training_threads)));
+
+    cxr_pg_use_threads(cxr_training_threads);
+    cxr_adam_config adam = {(float)lr, 0.9f, 0.999f, 1e-8f};
+    int max_batch = batch < train.n ? batch : train.n;
+    res->trainer = cxr_trainer_create(m, max_batch, &adam);
+    res->best = malloc(sizeof(float) * m->n_params);
+    if (!res->trainer || !res->best)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+                        errmsg("out of memory creating a trainer for batch %d", max_batch)));
+    memcpy(res->best, m->params, sizeof(float) * m->n_params);
+
+    size_t img = (size_t)m->input_size * m->input_size;
+    float *inputs = MemoryContextAllocHuge(train_ctx, sizeof(float) * img * max_batch);
+    float *labels = palloc(sizeof(float) * max_batch), *logits = palloc(sizeof(float) * max_batch);
+    int *order = palloc(sizeof(int) * train.n);
+    double *val_prob = palloc(sizeof(double) * (val.n ? val.n : 1));
+    long *scratch = palloc(sizeof(long) * (val.n ? val.n : 1));
+    epoch_row *history = palloc(sizeof(epoch_row) * epochs);
+    cxr_augment_config aug = {10.0f, 1};
+    int best_epoch = 0;
+    double best_acc = -1, best_loss = INFINITY, t_start = seconds_now();
+    uint64_t run_seed = cxr_splitmix64((uint64_t)(uint32)seed);
+
+    for (int e = 0; e < epochs; e++) {
+        double t0 = seconds_now(), last_note = t0, loss_sum = 0;
+        long correct = 0;
+        for (int i = 0; i < train.n; i++)
+            order[i] = i;
+        cxr_shuffle(order, train.n, run_seed + (uint64_t)e);
+        int nbatches = (train.n + max_batch - 1) / max_batch;
+        for (int b = 0; b < nbatches; b++) {
+            int start = b * max_batch, n = Min(max_batch, train.n - start);
+            CHECK_FOR_INTERRUPTS();
+            cxr_make_batch(&train, order + start, n, augment ? &aug : NULL, run_seed,
+                           (uint64_t)e * train.n + start, m->mean, m->std, inputs);
+            for (int k = 0; k < n; k++)
+                labels[k] = train.labels[order[start + k]];
+            double loss = cxr_trainer_forward_backward(res->trainer, inputs, labels, n,
+                                                       cxr_splitmix64(run_seed ^ (uint64_t)res->trainer->step),
+                                                       logits);
+            cxr_trainer_apply_adam(res->trainer);
+            if (!isfinite(loss))
+                ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                                errmsg("training diverged at epoch %d (loss is not finite)", e + 1),
+                                errhint("Lower learning_rate.")));
+            loss_sum += loss * n;
+            for (int k = 0; k < n; k++)
+                correct += (logits[k] > 0) == (labels[k] > 0.5f);
+            double now = seconds_now();
+            if (now - last_note > 30 && b + 1 < nbatches) {
+                ereport(NOTICE, (errmsg("cxr_train: epoch %d/%d, batch %d/%d, loss %.4f, %.1f images/s",
+                                        e + 1, epochs, b + 1, nbatches, loss_sum / (start + n),
+                                        (start + n) / (now - t0))));
+                last_note = now;
+            }
+        }
+        epoch_row *h = &history[e];
+        h->epoch = e + 1;
+        h->train_loss = loss_sum / train.n;
+        h->train_acc = (double)correct / train.n;
+        h->val_loss = h->val_acc = NAN;
+        double train_seconds = seconds_now() - t0;
+        if (val.n) {
+            cxr_metrics vm;
+            predict_all(m, &val, val_prob);
+            cxr_compute_metrics(val_prob, val.labels, val.n, scratch, &vm);
+            h->val_loss = vm.loss;
+            h->val_acc = vm.accuracy;
+            /* keep the best validation epoch, as the reference recipe does */
+            if (vm.accuracy > best_acc || (vm.accuracy == best_acc && vm.loss < best_loss)) {
+                best_acc = vm.accuracy;
+                best_loss = vm.loss;
+                best_epoch = e + 1;
+                memcpy(res->best, m->params, sizeof(float) * m->n_params);
+            }
+        } else {
+            best_epoch = e + 1;
+            memcpy(res->best, m->params, sizeof(float) * m->n_params);
+        }
+        h->seconds = seconds_now() - t0;
+        double elapsed = seconds_now() - t_start, eta = elapsed / (e + 1) * (epochs - e - 1);
+        ereport(NOTICE,
+                (errmsg("cxr_train: epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, "
+                        "%.1f images/s, %.0f s, ETA %.0f s",
+                        e + 1, epochs, h->train_loss, h->train_acc, h->val_loss, h->val_acc,
+                        train.n / train_seconds, h->seconds, eta)));
+    }
+
+    /* store the chosen epoch's weights */
+    memcpy(m->params, res->best, sizeof(float) * m->n_params);
+    uint8_t *bytes;
+    size_t nbytes;
+    if (cxr_model_save(m, &bytes, &nbytes) != 0)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory saving the model")));
+    bytea *weights = MemoryContextAllocHuge(train_ctx, VARHDRSZ + nbytes);
+    SET_VARSIZE(weights, VARHDRSZ + nbytes);
+    memcpy(VARDATA(weights), bytes, nbytes);
+    free(bytes);
+
+    StringInfoData hist, metrics;
+    initStringInfo(&hist);
+    appendStringInfoChar(&hist, '[');
+    for (int e = 0; e < epochs; e++) {
+        epoch_row *h = &history[e];
+        appendStringInfo(&hist, "%s{\"epoch\": %d, \"train_loss\": %.9g, \"train_accuracy\": %.9g, "
+                         "\"val_loss\": %s, \"val_accuracy\": %s, \"seconds\": %.3f}",
+                         e ? ", " : "", h->epoch, h->train_loss, h->train_acc,
+                         isnan(h->val_loss) ? "null" : psprintf("%.9g", h->val_loss),
+                         isnan(h->val_acc) ? "null" : psprintf("%.9g", h->val_acc), h->seconds);
+    }
+    appendStringInfoChar(&hist, ']');
+    initStringInfo(&metrics);
+    appendStringInfo(&metrics,
+                     "{\"trained_by\": \"cxr_train\", \"epochs\": %d, \"best_epoch\": %d, "
+                     "\"train_images\": %d, \"val_images\": %d, \"batch_size\": %d, "
+                     "\"learning_rate\": %.9g, \"augment\": %s, \"seed\": %d, \"threads\": %d, "
+                     "\"seconds\": %.1f, \"init_model\": %s%s%s%s}",
+                     epochs, best_epoch, train.n, val.n, batch, lr, augment ? "true" : "false",
+                     seed, cxr_training_threads, seconds_now() - t_start,
+                     init_model ? "\"" : "null", init_model ? init_model : "", init_model ? "\"" : "",
+                     val.n ? psprintf(", \"val_accuracy\": %.9g, \"val_loss\": %.9g", best_acc, best_loss) : "");
+
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    Oid types[5] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID, JSONBOID};
+    Datum vals[5] = {CStringGetTextDatum(name), PointerGetDatum(weights), BoolGetDatum(deploy),
+                     DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics.data)),
+                     DirectFunctionCall1(jsonb_in, CStringGetDatum(hist.data))};
+    char *sql = psprintf("SELECT %s.cxr_store_trained($1, $2, $3, $4, $5)", cxr_pg_schema());
+    int rc = SPI_execute_with_args(sql, 5, types, vals, NULL, false, 1);
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "storing the trained model failed: %s", SPI_result_code_string(rc));
+    SPI_finish();
+
+    MemoryContextSwitchTo(old);
+    for (int e = 0; e < epochs; e++) {
+        epoch_row *h = &history[e];
+        Datum v[6] = {Int32GetDatum(h->epoch), Float8GetDatum(h->train_loss),
+                      Float8GetDatum(h->train_acc), Float8GetDatum(h->val_loss),
+                      Float8GetDatum(h->val_acc), Float8GetDatum(h->seconds)};
+        bool nulls[6] = {false, false, false, isnan(h->val_loss), isnan(h->val_acc), false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+    }
+    MemoryContextDelete(train_ctx);
+    cxr_pg_use_threads(cxr_scoring_threads);
+    return (Datum)0;
+}
+
+PG_FUNCTION_INFO_V1(cxr_evaluate);
+Datum
+cxr_evaluate(PG_FUNCTION_ARGS)
+{
+    char *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    char *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    TupleDesc tupdesc;
+    if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "return type must be a row type");
+    MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_evaluate",
+                                              ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(ctx);
+    cxr_cached_model *cm = cxr_pg_model_by_name(model);
+    size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
+    cxr_dataset d = {0};
+    load_rows(query, "evaluation", cm->model, &d, &budget);
+    if (d.n == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the evaluation query returned no rows")));
+    cxr_pg_use_threads(cxr_scoring_threads);
+    double *prob = palloc(sizeof(double) * d.n);
+    long *scratch = palloc(sizeof(long) * d.n);
+    predict_all(cm->model, &d, prob);
+    cxr_metrics mt;
+    cxr_compute_metrics(prob, d.labels, d.n, scratch, &mt);
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(ctx);
+    Datum v[11] = {Int64GetDatum(mt.n), Float8GetDatum(mt.accuracy), Float8GetDatum(mt.sensitivity),
+                   Float8GetDatum(mt.specificity), Float8GetDatum(mt.precision),
+                   Float8GetDatum(mt.f1), Float8GetDatum(mt.auc), Int64GetDatum(mt.tp),
+                   Int64GetDatum(mt.fp), Int64GetDatum(mt.tn), Int64GetDatum(mt.fn)};
+    bool nulls[11] = {0};
+    for (int i = 1; i < 7; i++)
+        nulls[i] = isnan(DatumGetFloat8(v[i]));
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, nulls)));
+}

@@ -1,0 +1,90 @@
+-- Registry, scoring and attention with a random (untrained) model written by the core library.
+\set xray0 `base64 -w0 test/data/xray0.png`
+\set xray1 `base64 -w0 test/data/xray1.png`
+\set xray2 `base64 -w0 test/data/xray2.png`
+\set xray3 `base64 -w0 test/data/xray3.png`
+\set model_b64 `base64 -w0 test/bin/random_attn2.safetensors`
+\set want `test/bin/cxr_cli predict test/bin/random_attn2.safetensors test/data/xray0.png test/data/xray1.png test/data/xray2.png test/data/xray3.png | paste -sd,`
+\set want_map `test/bin/cxr_cli attention test/bin/random_attn2.safetensors test/data/xray1.png 3 | tr ' \n' ',,' | sed 's/,$//'`
+CREATE TABLE scans (id int PRIMARY KEY, image cxr.cxr_image);
+INSERT INTO scans VALUES
+    (0, decode(:'xray0', 'base64')), (1, decode(:'xray1', 'base64')),
+    (2, decode(:'xray2', 'base64')), (3, decode(:'xray3', 'base64'));
+
+-- import validates the file fully before storing
+SELECT cxr.cxr_model_import('random', '\x00'::bytea);
+SELECT cxr.cxr_model_import('random', substring(decode(:'model_b64', 'base64') from 1 for 5000));
+SELECT cxr.cxr_model_import('random', decode(:'model_b64', 'base64')) AS random_id \gset
+SELECT name, arch, attention_score, deployed, bytes = length(decode(:'model_b64', 'base64')) AS whole
+FROM cxr.model_list;
+SELECT metadata FROM cxr.models WHERE id = :random_id;
+
+-- rows are immutable
+UPDATE cxr.models SET name = 'other';
+
+-- predictions equal the core library's on the same PNGs
+SELECT s.id, abs(cxr.covid_predict(s.image, 'random') - w.p) < 1e-6 AS equals_core
+FROM scans s JOIN unnest(string_to_array(:'want', ',')::float8[]) WITH ORDINALITY AS w(p, n)
+     ON w.n = s.id + 1
+ORDER BY s.id;
+-- by name (STABLE) and by id (IMMUTABLE) agree, and a probability is a probability
+SELECT bool_and(cxr.covid_predict(image, 'random') = cxr.covid_predict(image, :random_id::bigint))
+           AS same,
+       bool_and(cxr.covid_predict(image, 'random') BETWEEN 0 AND 1) AS in_range
+FROM scans;
+
+-- the by-id form can back an index and a generated column
+CREATE TABLE scored (image bytea,
+                     p float8 GENERATED ALWAYS AS (cxr.covid_predict(image, :random_id::bigint)) STORED);
+INSERT INTO scored SELECT image FROM scans;
+CREATE INDEX ON scans ((cxr.covid_predict(image, :random_id::bigint)));
+SELECT count(*) FROM scored s JOIN scans t ON s.p = cxr.covid_predict(t.image, 'random');
+
+-- attention maps: the layer's grid, summing to 1, equal to the core library's
+SELECT layer, array_dims(cxr.attention_map(image, layer, 'random')) AS dims,
+       abs((SELECT sum(a) FROM unnest(cxr.attention_map(image, layer, 'random')) a) - 1) < 1e-5
+           AS sums_to_one
+FROM scans, (VALUES (3), (4)) l(layer) WHERE id = 1 ORDER BY layer;
+SELECT (SELECT max(abs(a - b)) FROM unnest(cxr.attention_map(image, 3, 'random'),
+                                           string_to_array(:'want_map', ',')::real[]) t(a, b)) < 1e-6
+           AS map_equals_core
+FROM scans WHERE id = 1;
+SELECT cxr.attention_map(image, 2, 'random') FROM scans WHERE id = 0;
+SELECT cxr.attention_map(image, 9, 'random') FROM scans WHERE id = 0;
+
+-- the overlay is a 299x299 RGB PNG
+SELECT (cxr.cxr_image_info(cxr.attention_overlay(image, 4, 'random'))).* FROM scans WHERE id = 2;
+
+-- export gives back the exact bytes; they import and predict identically
+SELECT cxr.cxr_model_export('random') = decode(:'model_b64', 'base64') AS exact_bytes;
+SELECT cxr.cxr_model_import('random_copy', cxr.cxr_model_export('random')) AS copy_id \gset
+SELECT bool_and(cxr.covid_predict(image, 'random_copy') = cxr.covid_predict(image, 'random'))
+           AS identical
+FROM scans;
+
+-- pointing a name elsewhere is seen at once (the model cache is invalidated)
+\set other_b64 `test/bin/cxr_cli init alexnet_attn1 dot 99 /dev/stdout | base64 -w0`
+SELECT cxr.covid_predict(image, 'random') AS before FROM scans WHERE id = 0 \gset
+SELECT cxr.cxr_model_import('random', decode(:'other_b64', 'base64')) > 0 AS redeployed;
+SELECT name, arch FROM cxr.current_models ORDER BY name;
+SELECT cxr.covid_predict(image, 'random') <> :before AS changed,
+       array_dims(cxr.attention_map(image, 4, 'random')) AS attn1_dims
+FROM scans WHERE id = 0;
+SELECT cxr.attention_map(image, 3, 'random') FROM scans WHERE id = 0;
+-- old rows stay: deploy the first one again
+SELECT cxr.cxr_model_deploy('random', :random_id);
+SELECT cxr.covid_predict(image, 'random') = :before AS rolled_back FROM scans WHERE id = 0;
+SELECT name, count(*) AS rows FROM cxr.models GROUP BY name ORDER BY name;
+
+-- dropping removes every row of the name
+SELECT cxr.cxr_model_drop('random_copy');
+SELECT cxr.covid_predict(image, 'random_copy') FROM scans WHERE id = 0;
+SELECT cxr.covid_predict(image, :copy_id::bigint) FROM scans WHERE id = 0;
+SELECT cxr.cxr_model_drop('random_copy');
+
+-- bad images through the scoring functions
+SELECT cxr.covid_predict('\x00'::bytea, 'random');
+SELECT cxr.attention_overlay('\x89504e470d0a1a0a0000'::bytea, 4, 'random');
+
+-- kernels report (varies by machine: only its shape is checked)
+SELECT cxr.cxr_kernels() ~ 'self-test passed|portable built-in' AS kernels_reported;

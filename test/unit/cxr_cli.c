@@ -1,0 +1,116 @@
+/* The core library alone, from the command line: the reference the SQL tests compare against.
+ *
+ *   cxr_cli init ARCH SCORE SEED OUT.safetensors     random (Xavier) model, for tests
+ *   cxr_cli predict MODEL PNG...                      probability per image
+ *   cxr_cli attention MODEL PNG LAYER                 the attention map, one row per line
+ *   cxr_cli info MODEL                                arch, score, parameters, workspace */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cxr_blas.h"
+#include "cxr_image.h"
+#include "cxr_model.h"
+#include "harness.h"
+
+static cxr_model *
+load(const char *path)
+{
+    size_t len;
+    char err[CXR_ERR_LEN];
+    uint8_t *buf = read_file(path, &len);
+    if (!buf) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    cxr_model *m = cxr_model_load(buf, len, err);
+    free(buf);
+    if (!m) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        exit(2);
+    }
+    return m;
+}
+
+/* Decode, resize, normalise: the same steps the extension takes. */
+static void
+prepare(const cxr_model *m, const char *path, float *input)
+{
+    size_t len;
+    char err[256];
+    uint8_t *buf = read_file(path, &len);
+    cxr_png_info info;
+    if (!buf || cxr_png_read_info(buf, len, &info, err, sizeof err) != CXR_IMG_OK) {
+        fprintf(stderr, "%s: %s\n", path, buf ? err : "cannot read");
+        exit(2);
+    }
+    size_t px = (size_t)info.width * info.height;
+    float *gray = malloc(sizeof(float) * px);
+    float *tmp = malloc(sizeof(float) * m->input_size * info.height);
+    if (cxr_png_decode_gray(buf, len, px, gray, px, err, sizeof err) != CXR_IMG_OK) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        exit(2);
+    }
+    cxr_resize_bilinear(gray, (int)info.width, (int)info.height, input, m->input_size,
+                        m->input_size, tmp);
+    cxr_normalize(input, (size_t)m->input_size * m->input_size, m->mean, m->std);
+    free(gray);
+    free(tmp);
+    free(buf);
+}
+
+int
+main(int argc, char **argv)
+{
+    char err[CXR_ERR_LEN];
+    cxr_blas_set_threads(1);
+    if (argc == 6 && strcmp(argv[1], "init") == 0) {
+        cxr_model *m = cxr_model_create(argv[2], strcmp(argv[3], "scaled_dot") == 0, 299,
+                                        strtoull(argv[4], NULL, 10), err);
+        if (!m) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        uint8_t *buf;
+        size_t len;
+        FILE *f = fopen(argv[5], "wb");
+        if (!f || cxr_model_save(m, &buf, &len) || fwrite(buf, 1, len, f) != len)
+            return 2;
+        fclose(f);
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "predict") == 0) {
+        cxr_model *m = load(argv[2]);
+        float *input = malloc(sizeof(float) * m->input_size * m->input_size);
+        for (int i = 3; i < argc; i++) {
+            prepare(m, argv[i], input);
+            printf("%.9g\n", cxr_sigmoid(cxr_model_forward(m, input)));
+        }
+        return 0;
+    }
+    if (argc == 5 && strcmp(argv[1], "attention") == 0) {
+        cxr_model *m = load(argv[2]);
+        int layer = atoi(argv[4]), side = cxr_model_attention_side(m, layer);
+        if (!side) {
+            fprintf(stderr, "no attention at layer %d\n", layer);
+            return 2;
+        }
+        float *input = malloc(sizeof(float) * m->input_size * m->input_size);
+        prepare(m, argv[3], input);
+        cxr_model_forward(m, input);
+        const float *a = cxr_model_attention(m, layer);
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
+                printf("%.9g%c", a[y * side + x], x + 1 < side ? ' ' : '\n');
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "info") == 0) {
+        cxr_model *m = load(argv[2]);
+        printf("arch %s\nattention_score %s\nparameters %zu\nworkspace_bytes %zu\nkernels %s\n",
+               m->arch->name, m->attention_scaled ? "scaled_dot" : "dot", m->n_params,
+               cxr_model_workspace_bytes(m), cxr_blas_describe());
+        return 0;
+    }
+    fprintf(stderr, "usage: cxr_cli init|predict|attention|info ... (see source)\n");
+    return 2;
+}
