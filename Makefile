@@ -11,7 +11,7 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
-DATA += $(wildcard weights/*.safetensors)
+DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # no_default runs first: it checks the registry before any model exists
 REGRESS = no_default png_kinds models permissions train

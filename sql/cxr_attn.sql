@@ -246,3 +246,18 @@ END $$;
 --   GRANT INSERT ON cxr.training_history TO modeler;
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 REVOKE ALL ON models, deployments, training_history, current_models, model_list FROM PUBLIC;
+
+-- ---------------------------------------------------------------- the shipped default model
+CREATE FUNCTION cxr_shipped_default() RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cxr_shipped_default' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION cxr_shipped_default() FROM PUBLIC;
+-- Registered as "default" when this build ships one (weights/MODEL_CARD.md describes it).
+DO $$
+DECLARE
+    w bytea := @extschema@.cxr_shipped_default();
+BEGIN
+    IF w IS NOT NULL THEN
+        PERFORM @extschema@.cxr_model_import('default', w, true,
+            '{"shipped": true, "model_card": "weights/MODEL_CARD.md"}');
+    END IF;
+END $$;

@@ -9,6 +9,9 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
 
@@ -56,4 +59,34 @@ cxr_kernels(PG_FUNCTION_ARGS)
     PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s; %d thread(s) for scoring, %d for training",
                                               cxr_blas_describe(), cxr_blas_get_threads(),
                                               cxr_training_threads)));
+}
+
+/* The shipped default model's bytes (installed beside the extension's scripts), or NULL when
+ * this build ships none. Read by CREATE EXTENSION to register it as "default". */
+PG_FUNCTION_INFO_V1(cxr_shipped_default);
+Datum
+cxr_shipped_default(PG_FUNCTION_ARGS)
+{
+    char share[MAXPGPATH], path[MAXPGPATH];
+    get_share_path(my_exec_path, share);
+    snprintf(path, sizeof path, "%s/extension/cxr_attn_default.safetensors", share);
+    FILE *f = AllocateFile(path, PG_BINARY_R);
+    if (!f)
+        PG_RETURN_NULL();
+    if (fseek(f, 0, SEEK_END) != 0) {
+        FreeFile(f);
+        PG_RETURN_NULL();
+    }
+    long len = ftell(f);
+    if (len <= 0 || len > MaxAllocSize - VARHDRSZ || fseek(f, 0, SEEK_SET) != 0) {
+        FreeFile(f);
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("cannot read \"%s\"", path)));
+    }
+    bytea *b = palloc(VARHDRSZ + len);
+    SET_VARSIZE(b, VARHDRSZ + len);
+    size_t got = fread(VARDATA(b), 1, (size_t)len, f);
+    FreeFile(f);
+    if (got != (size_t)len)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("cannot read \"%s\"", path)));
+    PG_RETURN_BYTEA_P(b);
 }

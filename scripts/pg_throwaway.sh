@@ -1,0 +1,18 @@
+# Sourced: starts a throwaway PostgreSQL 15 as the postgres user (PostgreSQL refuses to run as
+# root) in a temporary folder, exports PGHOST/PGPORT/PGUSER/PGDATABASE, and stops and removes
+# it when the calling script exits.
+pg_bin=/usr/lib/postgresql/15/bin
+pg_dir=$(mktemp -d /tmp/cxr_attn_pg.XXXXXX)
+chmod 755 "$pg_dir"
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+export PGHOST=$pg_dir PGPORT=${CXR_PG_PORT:-54329} PGUSER=postgres PGDATABASE=postgres
+run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
+# OPENBLAS_CORETYPE is dropped so the server shows what a stock machine gets
+run_pg env -u OPENBLAS_CORETYPE "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $PGPORT -k $pg_dir -c listen_addresses='' -c max_parallel_workers_per_gather=2" start >/dev/null
+pg_throwaway_stop() {
+    run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+trap pg_throwaway_stop EXIT
