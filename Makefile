@@ -55,3 +55,18 @@ check-core: $(UNIT_TESTS) test/fixtures/.done
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CXR_FIXTURES=test/fixtures $$t; done
 
 .PHONY: check-core
+
+# ---- fuzzing the core's parsers (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
+FUZZ_SECONDS ?= 30
+test/bin/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS)
+	@mkdir -p test/bin
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/core -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+fuzz: test/bin/fuzz_model_file test/bin/fuzz_png
+	@mkdir -p test/bin/corpus_png test/bin/corpus_model
+	cp test/data/*.png test/bin/corpus_png/
+	test/bin/cxr_cli init alexnet_attn1 dot 1 test/bin/corpus_model/seed.safetensors 2>/dev/null || true
+	test/bin/fuzz_png -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/bin/corpus_png
+	test/bin/fuzz_model_file -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 test/bin/corpus_model
+
+.PHONY: fuzz

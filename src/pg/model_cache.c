@@ -117,11 +117,10 @@ resolve_name(const char *name)
         if (strcmp(name, "default") == 0)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("there is no default model"),
-                            errdetail("cxr_attn does not ship a trained default model yet, and "
-                                      "none has been imported or trained under the name "
-                                      "\"default\"."),
-                            errhint("Pass a model name, or import one with "
-                                    "cxr_model_import('default', weights).")));
+                            errdetail("No model is deployed under the name \"default\": this "
+                                      "build shipped none, or it was dropped."),
+                            errhint("Pass a model name, or import or train one under the name "
+                                    "\"default\".")));
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("model \"%s\" does not exist", name)));
     }

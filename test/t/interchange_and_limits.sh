@@ -4,7 +4,7 @@
 # seconds and stores nothing; scoring many rows keeps the backend's memory flat.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source test/t/tap.sh
+source test/t/tap.inc
 echo "1..4"
 db=cxr_tap
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"

@@ -3,7 +3,7 @@
 # query (serial and with 2 parallel workers), equal to scoring them one by one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source test/t/tap.sh
+source test/t/tap.inc
 data=${CXR_DATA:-../shared/data/cxr}
 if [ ! -f "$data/manifest.csv" ]; then
     echo "1..0 # SKIP no shared X-rays at $data"
