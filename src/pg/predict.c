@@ -139,7 +139,9 @@ attention_overlay(FunctionCallInfo fcinfo, bool by_id)
     score(image, cm, &s);
     /* drawn at the model's input size: the resolution the network saw */
     int n = cm->model->input_size;
-    float *gray = palloc(sizeof(float) * n * n), *tmp = palloc(sizeof(float) * (n * n + n * s.h));
+    /* scratch: the image's resize pass (n x h) and then the map's (n x n, plus n x side) */
+    size_t scratch = (size_t)n * n + (size_t)n * Max(s.h, side);
+    float *gray = palloc(sizeof(float) * n * n), *tmp = MemoryContextAllocHuge(ctx, sizeof(float) * scratch);
     cxr_pg_image_error(cxr_resize_bilinear(s.gray, s.w, s.h, gray, n, n, tmp),
                        "out of memory resizing an image");
     uint8 *rgb = palloc((size_t)n * n * 3);

@@ -55,6 +55,11 @@ SELECT cxr.attention_map(image, 9, 'random') FROM scans WHERE id = 0;
 -- the overlay is a 299x299 RGB PNG
 SELECT (cxr.cxr_image_info(cxr.attention_overlay(image, 4, 'random'))).* FROM scans WHERE id = 2;
 
+-- images smaller or thinner than the attention grid still give maps and overlays
+SELECT kind, array_dims(cxr.attention_map(img, 3, 'random')) AS map,
+       (cxr.cxr_image_info(cxr.attention_overlay(img, 3, 'random'))).width AS overlay_width
+FROM png_cases WHERE kind IN ('gray8_1x1', 'gray8_40x1', 'gray8_1x40', 'gray1') ORDER BY kind;
+
 -- export gives back the exact bytes; they import and predict identically
 SELECT cxr.cxr_model_export('random') = decode(:'model_b64', 'base64') AS exact_bytes;
 SELECT cxr.cxr_model_import('random_copy', cxr.cxr_model_export('random')) AS copy_id \gset
