@@ -115,10 +115,17 @@ blas_load(void)
         if (chosen)
             setenv("OPENBLAS_CORETYPE", chosen, 1);
     }
+    /* OpenBLAS starts one thread per core when it loads; a database backend wants one. The
+     * pool grows again when more threads are asked for (training). */
+    int set_threads_env = getenv("OPENBLAS_NUM_THREADS") == NULL;
+    if (set_threads_env)
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
     for (int i = 0; candidates[i] && !handle; i++)
         handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
     if (chosen)
         unsetenv("OPENBLAS_CORETYPE");
+    if (set_threads_env)
+        unsetenv("OPENBLAS_NUM_THREADS");
 
     if (handle) {
         sgemm_fn fn = (sgemm_fn)dlsym(handle, "cblas_sgemm");
