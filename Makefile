@@ -13,8 +13,8 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
-# no_default runs first: it checks the registry before any model exists
-REGRESS = no_default png_kinds models permissions train
+# default_model runs first: it checks what CREATE EXTENSION registered
+REGRESS = default_model png_kinds models permissions train
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror

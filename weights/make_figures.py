@@ -60,9 +60,9 @@ def grid(outdir):
     for col, (file, label, p) in enumerate(rows):
         for row, layer in enumerate((None, 3, 4)):
             if layer is None:
-                sql = f"SELECT encode(image, 'base64') FROM cxr_data.xrays WHERE file = '{file}'"
+                sql = f"SELECT translate(encode(image, 'base64'), E'\\n', '') FROM cxr_data.xrays WHERE file = '{file}'"
             else:
-                sql = f"SELECT encode(cxr.attention_overlay(image, {layer}), 'base64') FROM cxr_data.xrays WHERE file = '{file}'"
+                sql = f"SELECT translate(encode(cxr.attention_overlay(image, {layer}), 'base64'), E'\\n', '') FROM cxr_data.xrays WHERE file = '{file}'"
             img = Image.open(io.BytesIO(base64.b64decode(psql(sql)[0][0])))
             ax = axes[row][col]
             ax.imshow(img, cmap="gray" if layer is None else None)

@@ -84,7 +84,9 @@ SELECT name, count(*) AS rows FROM cxr.models WHERE name <> 'default' GROUP BY n
 -- dropping removes every row of the name
 SELECT cxr.cxr_model_drop('random_copy');
 SELECT cxr.covid_predict(image, 'random_copy') FROM scans WHERE id = 0;
+\set VERBOSITY sqlstate
 SELECT cxr.covid_predict(image, :copy_id::bigint) FROM scans WHERE id = 0;
+\set VERBOSITY default
 SELECT cxr.cxr_model_drop('random_copy');
 
 -- bad images through the scoring functions
