@@ -261,3 +261,14 @@ BEGIN
             '{"shipped": true, "model_card": "weights/MODEL_CARD.md"}');
     END IF;
 END $$;
+
+-- ---------------------------------------------------------------- pg_dump
+-- Users' models, deployments and histories are data, not part of the extension: dump them (the
+-- shipped default is re-registered by CREATE EXTENSION on restore, so it is left out).
+SELECT pg_catalog.pg_extension_config_dump('models',
+    $$WHERE NOT coalesce((metrics ->> 'shipped')::boolean, false)$$);
+SELECT pg_catalog.pg_extension_config_dump('deployments',
+    $$WHERE model_id NOT IN (SELECT id FROM cxr.models WHERE coalesce((metrics ->> 'shipped')::boolean, false))$$);
+SELECT pg_catalog.pg_extension_config_dump('training_history', '');
+SELECT pg_catalog.pg_extension_config_dump('models_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('deployments_id_seq', '');

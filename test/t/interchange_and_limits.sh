@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..4"
+echo "1..5"
 db=cxr_tap
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 export PGDATABASE=$db
@@ -67,5 +67,12 @@ set -- $mem
 growth=$(( $2 - $1 ))
 ok $([ "$growth" -lt 1048576 ]; echo $?) "scoring 400 rows grows backend memory contexts by $growth bytes (< 1 MiB)"
 
+# pg_dump keeps users' models (the extension marks its tables as configuration data)
+want=$(q -c "SELECT string_agg(id || ':' || name || ':' || md5(weights), ',' ORDER BY id) FROM cxr.models WHERE name <> 'default'")
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${db}_restored" -c "CREATE DATABASE ${db}_restored"
+pg_dump -d "$db" | psql -X -q -d "${db}_restored" >/dev/null 2>&1
+got=$(psql -X -Atq -d "${db}_restored" -c "SELECT string_agg(id || ':' || name || ':' || md5(weights), ',' ORDER BY id) FROM cxr.models WHERE name <> 'default'")
+ok $([ -n "$want" ] && [ "$want" = "$got" ]; echo $?) "pg_dump and restore keep trained models, ids and bytes"
+psql -X -q -d postgres -c "DROP DATABASE ${db}_restored"
 psql -X -q -d postgres -c "DROP DATABASE $db"
 exit $tap_failed
