@@ -18,6 +18,13 @@ typedef struct {
     int w, h;
 } scored;
 
+/* Every scoring function exists by model name (STABLE) and by model id (IMMUTABLE). */
+#define BY_NAME_AND_BY_ID(sqlname, impl)                                                          \
+    PG_FUNCTION_INFO_V1(sqlname##_by_name);                                                        \
+    Datum sqlname##_by_name(PG_FUNCTION_ARGS) { return impl(fcinfo, false); }                      \
+    PG_FUNCTION_INFO_V1(sqlname##_by_id);                                                          \
+    Datum sqlname##_by_id(PG_FUNCTION_ARGS) { return impl(fcinfo, true); }
+
 static cxr_cached_model *
 model_arg(FunctionCallInfo fcinfo, int argno, bool by_id)
 {
@@ -56,19 +63,7 @@ predict(FunctionCallInfo fcinfo, bool by_id)
     PG_RETURN_FLOAT8((double)cxr_sigmoid(s.logit));
 }
 
-PG_FUNCTION_INFO_V1(cxr_covid_predict_by_name);
-Datum
-cxr_covid_predict_by_name(PG_FUNCTION_ARGS)
-{
-    return predict(fcinfo, false);
-}
-
-PG_FUNCTION_INFO_V1(cxr_covid_predict_by_id);
-Datum
-cxr_covid_predict_by_id(PG_FUNCTION_ARGS)
-{
-    return predict(fcinfo, true);
-}
+BY_NAME_AND_BY_ID(cxr_covid_predict, predict)
 
 /* The model's attention side for `layer`, or an ERROR that names the layers it has. */
 static int
@@ -113,19 +108,7 @@ attention_map(FunctionCallInfo fcinfo, bool by_id)
     PG_RETURN_ARRAYTYPE_P(result);
 }
 
-PG_FUNCTION_INFO_V1(cxr_attention_map_by_name);
-Datum
-cxr_attention_map_by_name(PG_FUNCTION_ARGS)
-{
-    return attention_map(fcinfo, false);
-}
-
-PG_FUNCTION_INFO_V1(cxr_attention_map_by_id);
-Datum
-cxr_attention_map_by_id(PG_FUNCTION_ARGS)
-{
-    return attention_map(fcinfo, true);
-}
+BY_NAME_AND_BY_ID(cxr_attention_map, attention_map)
 
 static Datum
 attention_overlay(FunctionCallInfo fcinfo, bool by_id)
@@ -160,19 +143,7 @@ attention_overlay(FunctionCallInfo fcinfo, bool by_id)
     PG_RETURN_BYTEA_P(result);
 }
 
-PG_FUNCTION_INFO_V1(cxr_attention_overlay_by_name);
-Datum
-cxr_attention_overlay_by_name(PG_FUNCTION_ARGS)
-{
-    return attention_overlay(fcinfo, false);
-}
-
-PG_FUNCTION_INFO_V1(cxr_attention_overlay_by_id);
-Datum
-cxr_attention_overlay_by_id(PG_FUNCTION_ARGS)
-{
-    return attention_overlay(fcinfo, true);
-}
+BY_NAME_AND_BY_ID(cxr_attention_overlay, attention_overlay)
 
 PG_FUNCTION_INFO_V1(cxr_model_validate);
 Datum
