@@ -5,6 +5,8 @@
 
 #include "postgres.h"
 
+#include "utils/array.h"
+
 #include "cxr_image.h"
 #include "cxr_model.h"
 
@@ -36,5 +38,7 @@ float *cxr_pg_decode(bytea *png, int *w, int *h);
  * image (palloc'd) for callers that draw on it. */
 float *cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h);
 void cxr_pg_use_threads(int n);
+/* A side x side real[] (lower bounds 1), for images and attention maps. */
+ArrayType *cxr_pg_grid_array(const float *values, int side);
 
 #endif

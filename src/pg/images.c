@@ -68,6 +68,16 @@ cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *
     return gray;
 }
 
+ArrayType *
+cxr_pg_grid_array(const float *values, int side)
+{
+    Datum *elems = palloc(sizeof(Datum) * side * side);
+    for (int i = 0; i < side * side; i++)
+        elems[i] = Float4GetDatum(values[i]);
+    int dims[2] = {side, side}, lbs[2] = {1, 1};
+    return construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, 4, true, TYPALIGN_INT);
+}
+
 void
 cxr_pg_use_threads(int n)
 {
@@ -122,10 +132,5 @@ cxr_image_gray(PG_FUNCTION_ARGS)
     float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, (size_t)side * h * sizeof(float));
     cxr_pg_image_error(cxr_resize_bilinear(gray, w, h, out, side, side, tmp),
                        "out of memory resizing an image");
-    Datum *elems = palloc(sizeof(Datum) * side * side);
-    for (int i = 0; i < side * side; i++)
-        elems[i] = Float4GetDatum(out[i]);
-    int dims[2] = {side, side}, lbs[2] = {1, 1};
-    PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, 4, true,
-                                             TYPALIGN_INT));
+    PG_RETURN_ARRAYTYPE_P(cxr_pg_grid_array(out, side));
 }

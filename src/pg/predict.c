@@ -86,24 +86,30 @@ checked_layer(const cxr_model *m, int layer)
     return side;
 }
 
+/* Shared start of the attention functions: the layer is checked before any work, then the image
+ * is scored in a fresh memory context, which is current on return (the caller deletes it). */
+static MemoryContext
+score_for_attention(FunctionCallInfo fcinfo, bool by_id, scored *s, int *layer, int *side)
+{
+    bytea *image = PG_GETARG_BYTEA_PP(0);
+    cxr_cached_model *cm = model_arg(fcinfo, 2, by_id);
+    *layer = PG_GETARG_INT32(1);
+    *side = checked_layer(cm->model, *layer);
+    MemoryContext ctx = call_context();
+    MemoryContextSwitchTo(ctx);
+    score(image, cm, s);
+    return ctx;
+}
+
 static Datum
 attention_map(FunctionCallInfo fcinfo, bool by_id)
 {
-    bytea *image = PG_GETARG_BYTEA_PP(0);
-    int layer = PG_GETARG_INT32(1);
-    cxr_cached_model *cm = model_arg(fcinfo, 2, by_id);
-    int side = checked_layer(cm->model, layer);
-    MemoryContext ctx = call_context(), old = MemoryContextSwitchTo(ctx);
+    MemoryContext old = CurrentMemoryContext;
     scored s;
-    score(image, cm, &s);
+    int layer, side;
+    MemoryContext ctx = score_for_attention(fcinfo, by_id, &s, &layer, &side);
     MemoryContextSwitchTo(old);
-    const float *alpha = cxr_model_attention(cm->model, layer);
-    Datum *elems = palloc(sizeof(Datum) * side * side);
-    for (int i = 0; i < side * side; i++)
-        elems[i] = Float4GetDatum(alpha[i]);
-    int dims[2] = {side, side}, lbs[2] = {1, 1};
-    ArrayType *result = construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, 4, true,
-                                           TYPALIGN_INT);
+    ArrayType *result = cxr_pg_grid_array(cxr_model_attention(s.cm->model, layer), side);
     MemoryContextDelete(ctx);
     PG_RETURN_ARRAYTYPE_P(result);
 }
@@ -113,13 +119,11 @@ BY_NAME_AND_BY_ID(cxr_attention_map, attention_map)
 static Datum
 attention_overlay(FunctionCallInfo fcinfo, bool by_id)
 {
-    bytea *image = PG_GETARG_BYTEA_PP(0);
-    int layer = PG_GETARG_INT32(1);
-    cxr_cached_model *cm = model_arg(fcinfo, 2, by_id);
-    int side = checked_layer(cm->model, layer);
-    MemoryContext ctx = call_context(), old = MemoryContextSwitchTo(ctx);
+    MemoryContext old = CurrentMemoryContext;
     scored s;
-    score(image, cm, &s);
+    int layer, side;
+    MemoryContext ctx = score_for_attention(fcinfo, by_id, &s, &layer, &side);
+    cxr_cached_model *cm = s.cm;
     /* drawn at the model's input size: the resolution the network saw */
     int n = cm->model->input_size;
     /* scratch: the image's resize pass (n x h) and then the map's (n x n, plus n x side) */
