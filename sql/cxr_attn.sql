@@ -53,6 +53,13 @@ CREATE TABLE training_history (
     PRIMARY KEY (model_id, epoch)
 );
 
+-- The state of a cxr_train run after its last epoch (weights, Adam's moments, progress), kept
+-- so that cxr_train(..., init_model => name, resume => true) continues the run exactly.
+CREATE TABLE training_states (
+    model_id    bigint PRIMARY KEY REFERENCES models (id) ON DELETE CASCADE,
+    state       bytea NOT NULL
+);
+
 CREATE FUNCTION models_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'model rows are immutable: import a new model instead'
@@ -103,6 +110,11 @@ CREATE POLICY deployments_read ON deployments FOR SELECT USING (true);
 CREATE POLICY deployments_insert ON deployments FOR INSERT
     WITH CHECK (deployed_by = current_user AND @extschema@.name_writable(name));
 CREATE POLICY deployments_delete ON deployments FOR DELETE USING (@extschema@.name_writable(name));
+ALTER TABLE training_states ENABLE ROW LEVEL SECURITY;
+CREATE POLICY training_states_read ON training_states FOR SELECT USING (true);
+CREATE POLICY training_states_insert ON training_states FOR INSERT
+    WITH CHECK (EXISTS (SELECT 1 FROM @extschema@.models m WHERE m.id = model_id
+                        AND pg_has_role(current_user, m.owner, 'MEMBER')));
 
 -- Stores a new immutable model row and (by default) points the name at it.
 CREATE FUNCTION cxr_model_import(name text, weights bytea, deploy boolean DEFAULT true,
@@ -178,7 +190,8 @@ $$;
 CREATE VIEW model_list AS
 SELECT m.id, m.name, m.arch, m.metadata ->> 'attention_score' AS attention_score, m.metrics,
        m.owner, m.created_at, length(m.weights) AS bytes,
-       EXISTS (SELECT 1 FROM current_models c WHERE c.model_id = m.id) AS deployed
+       EXISTS (SELECT 1 FROM current_models c WHERE c.model_id = m.id) AS deployed,
+       EXISTS (SELECT 1 FROM training_states s WHERE s.model_id = m.id) AS resumable
 FROM models m ORDER BY m.id;
 
 -- ---------------------------------------------------------------- scoring
@@ -209,7 +222,7 @@ CREATE FUNCTION cxr_train(name text, training_query text, arch text DEFAULT 'ale
                           batch_size int DEFAULT 64, learning_rate float8 DEFAULT 1e-4,
                           augment boolean DEFAULT true, seed int DEFAULT 1,
                           deploy boolean DEFAULT true, init_model text DEFAULT NULL,
-                          attention_score text DEFAULT 'scaled_dot',
+                          attention_score text DEFAULT 'scaled_dot', resume boolean DEFAULT false,
                           OUT epoch int, OUT train_loss float8, OUT train_accuracy float8,
                           OUT val_loss float8, OUT val_accuracy float8, OUT seconds float8)
     RETURNS SETOF record
@@ -222,14 +235,19 @@ CREATE FUNCTION cxr_evaluate(model text, query text,
                              OUT true_negative bigint, OUT false_negative bigint)
     AS 'MODULE_PATHNAME', 'cxr_evaluate' LANGUAGE C VOLATILE STRICT;
 
--- Stores a model row for cxr_train (validated like an import) with its history.
+-- Stores a model row for cxr_train (validated like an import) with its history and the run's
+-- state; a resumed run's history starts with the rows of the model it resumed.
 CREATE FUNCTION cxr_store_trained(name text, weights bytea, deploy boolean, metrics jsonb,
-                                  history jsonb) RETURNS bigint
+                                  history jsonb, state bytea, resumed_from bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_id bigint;
 BEGIN
     new_id := @extschema@.cxr_model_import(name, weights, deploy, metrics);
+    INSERT INTO @extschema@.training_history
+    SELECT new_id, h.epoch, h.train_loss, h.train_accuracy, h.val_loss, h.val_accuracy, h.seconds
+    FROM @extschema@.training_history h WHERE h.model_id = resumed_from;
+    INSERT INTO @extschema@.training_states VALUES (new_id, state);
     INSERT INTO @extschema@.training_history
     SELECT new_id, (h ->> 'epoch')::int, (h ->> 'train_loss')::float8,
            (h ->> 'train_accuracy')::float8, (h ->> 'val_loss')::float8,
@@ -243,9 +261,11 @@ END $$;
 --   GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO scorer;
 -- and to let it import, train, deploy and drop its own models, additionally:
 --   GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO modeler;
---   GRANT INSERT ON cxr.training_history TO modeler;
+--   GRANT INSERT ON cxr.training_history, cxr.training_states TO modeler;
+-- (and SELECT on cxr.training_history, cxr.training_states to resume runs).
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
-REVOKE ALL ON models, deployments, training_history, current_models, model_list FROM PUBLIC;
+REVOKE ALL ON models, deployments, training_history, training_states, current_models, model_list
+    FROM PUBLIC;
 
 -- ---------------------------------------------------------------- the shipped default model
 CREATE FUNCTION cxr_shipped_default() RETURNS bytea
@@ -270,5 +290,6 @@ SELECT pg_catalog.pg_extension_config_dump('models',
 SELECT pg_catalog.pg_extension_config_dump('deployments',
     $$WHERE model_id NOT IN (SELECT id FROM cxr.models WHERE coalesce((metrics ->> 'shipped')::boolean, false))$$);
 SELECT pg_catalog.pg_extension_config_dump('training_history', '');
+SELECT pg_catalog.pg_extension_config_dump('training_states', '');
 SELECT pg_catalog.pg_extension_config_dump('models_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('deployments_id_seq', '');

@@ -13,6 +13,7 @@
 #include "cxr_blas.h"
 #include "cxr_pg.h"
 #include "cxr_train.h"
+#include "cxr_train_state.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -178,6 +179,39 @@ typedef struct {
     double train_loss, train_acc, val_loss, val_acc, seconds;
 } epoch_row;
 
+/* For resume: the id of the model `name` points at and its stored training state (a copy in
+ * the current memory context). Reads with the caller's privileges. */
+static int64
+fetch_training_state(const char *name, bytea **state)
+{
+    MemoryContext outer = CurrentMemoryContext;
+    Oid types[1] = {TEXTOID};
+    Datum args[1] = {CStringGetTextDatum(name)};
+    char *sql = psprintf("SELECT c.model_id, s.state FROM %s.current_models c "
+                         "LEFT JOIN %s.training_states s ON s.model_id = c.model_id "
+                         "WHERE c.name = $1", cxr_pg_schema(), cxr_pg_schema());
+    bool isnull;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+        elog(ERROR, "reading the training state of \"%s\" failed", name);
+    if (SPI_processed == 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("model \"%s\" does not exist", name)));
+    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    if (isnull)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("model \"%s\" has no training state to resume", name),
+                        errdetail("Only models stored by cxr_train keep the state of their run."),
+                        errhint("Use init_model without resume to start a new run from its weights.")));
+    MemoryContext spi = MemoryContextSwitchTo(outer);
+    *state = (bytea *)PG_DETOAST_DATUM_COPY(d);
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    return id;
+}
+
 static char *
 arg_text(FunctionCallInfo fcinfo, int i, const char *what)
 {
@@ -218,6 +252,12 @@ cxr_train(PG_FUNCTION_ARGS)
     bool deploy = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
     char *init_model = PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10));
     char *score = PG_ARGISNULL(11) ? "scaled_dot" : text_to_cstring(PG_GETARG_TEXT_PP(11));
+    /* 0.1.0's declaration has no resume argument, and its cxr_store_trained cannot store states */
+    if (PG_NARGS() < 13)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the cxr_attn extension in this database is older than its library"),
+                        errhint("Run ALTER EXTENSION cxr_attn UPDATE.")));
+    bool resume = !PG_ARGISNULL(12) && PG_GETARG_BOOL(12);
     char err[CXR_ERR_LEN];
 
     InitMaterializedSRF(fcinfo, 0);
@@ -234,13 +274,20 @@ cxr_train(PG_FUNCTION_ARGS)
     cb->arg = res;
     MemoryContextRegisterResetCallback(train_ctx, cb);
 
-    if (init_model) {
+    if (resume && !init_model)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("resume needs init_model: the model whose run to continue")));
+
+    bytea *resume_state = NULL;
+    int64 resume_from = 0;
+    if (resume) {
+        char cerr[CXR_ERR_LEN];
+        resume_from = fetch_training_state(init_model, &resume_state);
+        res->model = cxr_model_clone(cxr_pg_model_by_id(resume_from)->model, cerr);
+        if (!res->model)
+            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", cerr)));
+    } else if (init_model) {
         res->model = cxr_pg_model_copy(init_model);
-        if (!PG_ARGISNULL(2) && strcmp(arch, res->model->arch->name) != 0 &&
-            strcmp(arch, "alexnet_attn2") != 0)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("init_model \"%s\" is a %s, not a %s", init_model,
-                                   res->model->arch->name, arch)));
     } else {
         res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0, 299,
                                       (uint64_t)(uint32)seed, err);
@@ -248,6 +295,12 @@ cxr_train(PG_FUNCTION_ARGS)
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", err)));
     }
     cxr_model *m = res->model;
+    /* arch keeps its default when starting from a model: the model's own arch is used */
+    if (init_model && !PG_ARGISNULL(2) && strcmp(arch, m->arch->name) != 0 &&
+        strcmp(arch, "alexnet_attn2") != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("init_model \"%s\" is a %s, not a %s", init_model,
+                               m->arch->name, arch)));
 
     size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
     cxr_dataset train = {0}, val = {0};
@@ -275,7 +328,14 @@ cxr_train(PG_FUNCTION_ARGS)
     if (!res->trainer || !res->best)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
                         errmsg("out of memory creating a trainer for batch %d", max_batch)));
+    /* the stored model is the run's best epoch so far: resuming, that is init_model's weights */
     memcpy(res->best, m->params, sizeof(float) * m->n_params);
+    cxr_run_progress run = {0, 0, NAN, NAN};
+    if (resume_state &&
+        cxr_train_state_load(res->trainer, (const uint8_t *)VARDATA_ANY(resume_state),
+                             VARSIZE_ANY_EXHDR(resume_state), &run, err) != 0)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("the training state of \"%s\" cannot be resumed: %s", init_model, err)));
 
     size_t img = (size_t)m->input_size * m->input_size;
     float *inputs = MemoryContextAllocHuge(train_ctx, sizeof(float) * img * max_batch);
@@ -285,11 +345,15 @@ cxr_train(PG_FUNCTION_ARGS)
     long *scratch = palloc(sizeof(long) * (val.n ? val.n : 1));
     epoch_row *history = palloc(sizeof(epoch_row) * epochs);
     cxr_augment_config aug = {10.0f, 1};
-    int best_epoch = 0;
-    double best_acc = -1, best_loss = INFINITY, t_start = seconds_now();
+    /* Epoch numbers, shuffles, augmentation and dropout draws continue a resumed run, so a run
+     * resumed with the same arguments equals one uninterrupted run, bit for bit. */
+    int first = run.epochs_done, last_epoch = first + epochs, best_epoch = run.best_epoch;
+    double best_acc = isnan(run.best_val_accuracy) ? -1 : run.best_val_accuracy;
+    double best_loss = isnan(run.best_val_loss) ? INFINITY : run.best_val_loss;
+    double t_start = seconds_now();
     uint64_t run_seed = cxr_splitmix64((uint64_t)(uint32)seed);
 
-    for (int e = 0; e < epochs; e++) {
+    for (int e = first; e < last_epoch; e++) {
         double t0 = seconds_now(), last_note = t0, loss_sum = 0;
         long correct = 0;
         for (int i = 0; i < train.n; i++)
@@ -317,12 +381,12 @@ cxr_train(PG_FUNCTION_ARGS)
             double now = seconds_now();
             if (now - last_note > 30 && b + 1 < nbatches) {
                 ereport(NOTICE, (errmsg("cxr_train: epoch %d/%d, batch %d/%d, loss %.4f, %.1f images/s",
-                                        e + 1, epochs, b + 1, nbatches, loss_sum / (start + n),
+                                        e + 1, last_epoch, b + 1, nbatches, loss_sum / (start + n),
                                         (start + n) / (now - t0))));
                 last_note = now;
             }
         }
-        epoch_row *h = &history[e];
+        epoch_row *h = &history[e - first];
         h->epoch = e + 1;
         h->train_loss = loss_sum / train.n;
         h->train_acc = (double)correct / train.n;
@@ -346,18 +410,30 @@ cxr_train(PG_FUNCTION_ARGS)
             memcpy(res->best, m->params, sizeof(float) * m->n_params);
         }
         h->seconds = seconds_now() - t0;
-        double elapsed = seconds_now() - t_start, eta = elapsed / (e + 1) * (epochs - e - 1);
+        double elapsed = seconds_now() - t_start;
+        double eta = elapsed / (e + 1 - first) * (last_epoch - e - 1);
         ereport(NOTICE,
                 (errmsg("cxr_train: epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, "
                         "%.1f images/s, %.0f s, ETA %.0f s",
-                        e + 1, epochs, h->train_loss, h->train_acc, h->val_loss, h->val_acc,
+                        e + 1, last_epoch, h->train_loss, h->train_acc, h->val_loss, h->val_acc,
                         train.n / train_seconds, h->seconds, eta)));
     }
 
-    /* store the chosen epoch's weights */
-    memcpy(m->params, res->best, sizeof(float) * m->n_params);
+    /* the run's state after its last epoch, then the chosen epoch's weights */
     uint8_t *bytes;
     size_t nbytes;
+    run.epochs_done = last_epoch;
+    run.best_epoch = best_epoch;
+    run.best_val_accuracy = best_acc >= 0 ? best_acc : NAN;
+    run.best_val_loss = best_acc >= 0 ? best_loss : NAN;
+    if (cxr_train_state_save(res->trainer, &run, &bytes, &nbytes) != 0)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory saving the training state")));
+    bytea *state = MemoryContextAllocHuge(train_ctx, VARHDRSZ + nbytes);
+    SET_VARSIZE(state, VARHDRSZ + nbytes);
+    memcpy(VARDATA(state), bytes, nbytes);
+    free(bytes);
+
+    memcpy(m->params, res->best, sizeof(float) * m->n_params);
     if (cxr_model_save(m, &bytes, &nbytes) != 0)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory saving the model")));
     bytea *weights = MemoryContextAllocHuge(train_ctx, VARHDRSZ + nbytes);
@@ -382,20 +458,25 @@ cxr_train(PG_FUNCTION_ARGS)
                      "{\"trained_by\": \"cxr_train\", \"epochs\": %d, \"best_epoch\": %d, "
                      "\"train_images\": %d, \"val_images\": %d, \"batch_size\": %d, "
                      "\"learning_rate\": %.9g, \"augment\": %s, \"seed\": %d, \"threads\": %d, "
-                     "\"seconds\": %.1f, \"init_model\": %s%s%s%s}",
+                     "\"seconds\": %.1f, \"first_epoch\": %d, \"resumed\": %s, "
+                     "\"init_model\": %s%s%s%s}",
                      epochs, best_epoch, train.n, val.n, batch, lr, augment ? "true" : "false",
-                     seed, cxr_training_threads, seconds_now() - t_start,
-                     init_model ? "\"" : "null", init_model ? init_model : "", init_model ? "\"" : "",
+                     seed, cxr_training_threads, seconds_now() - t_start, first + 1,
+                     resume ? "true" : "false", init_model ? "\"" : "null", init_model ? init_model : "", init_model ? "\"" : "",
                      val.n ? psprintf(", \"val_accuracy\": %.9g, \"val_loss\": %.9g", best_acc, best_loss) : "");
 
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    Oid types[5] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID, JSONBOID};
-    Datum vals[5] = {CStringGetTextDatum(name), PointerGetDatum(weights), BoolGetDatum(deploy),
+    /* a resumed run's model carries the whole run's history: resumed_from's rows, then these */
+    Oid types[7] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID, JSONBOID, BYTEAOID, INT8OID};
+    Datum vals[7] = {CStringGetTextDatum(name), PointerGetDatum(weights), BoolGetDatum(deploy),
                      DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics.data)),
-                     DirectFunctionCall1(jsonb_in, CStringGetDatum(hist.data))};
-    char *sql = psprintf("SELECT %s.cxr_store_trained($1, $2, $3, $4, $5)", cxr_pg_schema());
-    int rc = SPI_execute_with_args(sql, 5, types, vals, NULL, false, 1);
+                     DirectFunctionCall1(jsonb_in, CStringGetDatum(hist.data)),
+                     PointerGetDatum(state), Int64GetDatum(resume_from)};
+    char nulls[8] = "       ";
+    nulls[6] = resume ? ' ' : 'n';
+    char *sql = psprintf("SELECT %s.cxr_store_trained($1, $2, $3, $4, $5, $6, $7)", cxr_pg_schema());
+    int rc = SPI_execute_with_args(sql, 7, types, vals, nulls, false, 1);
     if (rc != SPI_OK_SELECT)
         elog(ERROR, "storing the trained model failed: %s", SPI_result_code_string(rc));
     SPI_finish();

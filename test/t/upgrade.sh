@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The upgrade path: a database created at 0.1.0 keeps its models through ALTER EXTENSION UPDATE,
+# ends up with exactly the objects of a fresh 0.2.0 install, and roles that could train before
+# can train (and resume) after.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source test/t/tap.inc
+echo "1..8"
+old=cxr_up_old
+new=cxr_up_new
+psql -X -q -c "DROP DATABASE IF EXISTS $old" -c "DROP DATABASE IF EXISTS $new" \
+     -c "CREATE DATABASE $old" -c "CREATE DATABASE $new"
+psql -X -q -c "DROP ROLE IF EXISTS cxr_up_modeler" -c "CREATE ROLE cxr_up_modeler"
+tmp=$(mktemp -d)
+
+# the extension's objects, in a form that does not depend on creation order or oids
+describe() {
+    psql -X -Atq -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cxr_attn') ORDER BY 1;
+SELECT 'function ' || p.oid::regprocedure || ' -> ' || pg_get_function_result(p.oid) || ' | ' ||
+       pg_get_function_arguments(p.oid) || ' | ' || p.provolatile::text || p.proparallel::text || p.proisstrict::text ||
+       p.prosecdef::text || ' | ' || coalesce(p.proconfig::text, '') || ' | ' || md5(p.prosrc) || ' | ' ||
+       coalesce(p.proacl::text, '')
+FROM pg_proc p WHERE p.pronamespace = 'cxr'::regnamespace ORDER BY 1;
+SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || a.attnum || ' ' ||
+       format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' ||
+       coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE c.relnamespace = 'cxr'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1;
+SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' rls=' || c.relrowsecurity || ' ' ||
+       coalesce(c.relacl::text, '') || ' ' || coalesce(pg_get_viewdef(c.oid), '')
+FROM pg_class c WHERE c.relnamespace = 'cxr'::regnamespace ORDER BY 1;
+SELECT 'policy ' || polrelid::regclass || ' ' || polname || ' ' || polcmd::text || ' ' ||
+       coalesce(pg_get_expr(polqual, polrelid), '') || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '')
+FROM pg_policy ORDER BY 1;
+SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1;
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'cxr'::regnamespace ORDER BY 1;
+SELECT 'index ' || pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relnamespace = 'cxr'::regnamespace ORDER BY 1;
+SELECT 'dumped ' || u.c::regclass || ' ' || coalesce(u.cond, '')
+FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, cond)
+WHERE e.extname = 'cxr_attn' ORDER BY 1;
+SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'cxr_attn';
+SQL
+}
+
+# 0.1.0, with a user's model and a role allowed to train, as its comments said
+export PGDATABASE=$old
+q -c "CREATE EXTENSION cxr_attn VERSION '0.1.0'"
+q -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
+  -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
+  -c "GRANT SELECT, INSERT ON cxr.training_history TO cxr_up_modeler"
+q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)"
+for i in 0 1 2 3; do
+    q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
+done
+q -c "SELECT cxr.cxr_model_import('users_model', cxr.cxr_model_export('default'))" >/dev/null
+q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/before.txt"
+err=$(psql -X -Atq -c "SELECT count(*) FROM cxr.cxr_train('x', 'SELECT image, label FROM imgs', epochs => 1)" 2>&1)
+echo "# $err"
+echo "$err" | grep -q "older than its library"
+ok $? "training on 0.1.0's SQL with the new library asks for ALTER EXTENSION UPDATE"
+
+q -c "ALTER EXTENSION cxr_attn UPDATE"
+q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/after.txt"
+[ -s "$tmp/before.txt" ] && cmp -s "$tmp/before.txt" "$tmp/after.txt"
+ok $? "the user's model survives the upgrade and scores the same"
+
+grants=$(q -c "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM information_schema.role_table_grants
+               WHERE grantee = 'cxr_up_modeler' AND table_name = 'training_states'")
+[ "$grants" = "INSERT,SELECT" ]
+ok $? "a role that could train gets the same rights on the new training_states table ($grants)"
+
+# the fresh install, with the grants the comments of 0.2.0 ask for
+PGDATABASE=$new q -c "CREATE EXTENSION cxr_attn" \
+  -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
+  -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
+  -c "GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_up_modeler"
+describe $old > "$tmp/old.txt" && describe $new > "$tmp/new.txt"
+ok $? "both catalogs described"
+diff "$tmp/old.txt" "$tmp/new.txt" | sed 's/^/# /' | head -40
+cmp -s "$tmp/old.txt" "$tmp/new.txt"
+ok $? "0.1.0 + upgrade script has exactly the objects of a fresh 0.2.0 ($(wc -l < "$tmp/new.txt") catalog lines compared)"
+grep -q "^version 0.2.0$" "$tmp/old.txt"
+ok $? "the upgraded database reports version 0.2.0"
+
+# the role trains and resumes after the upgrade
+q -c "GRANT SELECT ON imgs TO cxr_up_modeler"
+train() {
+    psql -X -Atq -v ON_ERROR_STOP=1 -c "SET ROLE cxr_up_modeler" -c "SET client_min_messages = warning" \
+        -c "SELECT count(*) FROM cxr.cxr_train('$1', 'SELECT image, label FROM imgs', epochs => 1, batch_size => 4 $2)"
+}
+train up_a "" >/dev/null
+ok $? "the modeler role trains after the upgrade"
+train up_b ", init_model => 'up_a', resume => true" >/dev/null &&
+    [ "$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history h
+               JOIN cxr.current_models c USING (model_id) WHERE c.name = 'up_b'")" = "1,2" ]
+ok $? "and resumes its run (history 1,2)"
+
+psql -X -q -d postgres -c "DROP DATABASE $old" -c "DROP DATABASE $new"
+psql -X -q -d postgres -c "DROP ROLE cxr_up_modeler"
+rm -rf "$tmp"
+exit $tap_failed
