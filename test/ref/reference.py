@@ -5,6 +5,8 @@ For every network and attention score: random weights (model.safetensors, read b
 four random gray 299x299 inputs, eval-mode logits and attention maps, and one training step on the
 batch of four (BCE-with-logits, Adam lr 1e-4, dropout masks from the shared counter generator):
 the logits, every parameter gradient, and the parameters and BN running statistics after Adam.
+For two configs also eight steps in a row (run.safetensors), with PyTorch's own float32 errors on
+that run recorded as the noise floor.
 
     python3 test/ref/reference.py --out test/fixtures
     python3 test/ref/reference.py --verify-c test/fixtures   # C-written models, read by PyTorch
@@ -23,6 +25,8 @@ from cxrnet import CxrNet, dropout_mask, pool_margin, load_safetensors, model_fr
 CONFIGS = [("alexnet", "dot"), ("alexnet_attn1", "dot"), ("alexnet_attn1", "scaled_dot"),
            ("alexnet_attn2", "dot"), ("alexnet_attn2", "scaled_dot"),
            ("alexnet_attn3", "dot"), ("alexnet_attn3", "scaled_dot")]
+# the multi-step run: the shipped network, and the paper's unscaled score on another tap set
+RUN_CONFIGS = [("alexnet_attn2", "scaled_dot"), ("alexnet_attn1", "dot")]
 BATCH, SIDE, DROPOUT_SEED = 4, 299, 12345
 MIN_POOL_MARGIN, POOL_DRAWS = 1e-6, 6
 
@@ -100,6 +104,64 @@ def make_fixture(out, arch, score, seed):
             fx[f"after.{name}"] = t
     save_safetensors(os.path.join(d, "fixture.safetensors"), fx, {"dropout_seed": str(DROPOUT_SEED)})
     print(f"wrote {d}: loss {loss.item():.6f}, best of {attempt + 1} draws, pool margin {margin:.1e}")
+    if (arch, score) in RUN_CONFIGS:
+        make_run_fixture(d, labels, DROPOUT_SEED)
+
+
+RUN_STEPS, RUN_LR = 8, 1e-4
+
+
+def make_run_fixture(d, labels, dropout_seed):
+    """Several training steps in a row from the fixture's model on its inputs, a new dropout mask
+    each step: what one step cannot show (Adam's moments and bias correction after step 1, BN
+    running statistics accumulating). The loss of every step, the parameters and running
+    statistics after the last, and eval logits then."""
+    fx, _ = load_safetensors(os.path.join(d, "fixture.safetensors"))
+
+    def train(dtype):
+        net = model_from_file(os.path.join(d, "model.safetensors")).to(dtype)
+        x = fx["input"].to(dtype).unsqueeze(1).repeat(1, 3, 1, 1)
+        opt = torch.optim.Adam(net.parameters(), lr=RUN_LR, betas=(0.9, 0.999), eps=1e-8)
+        net.train()
+        losses = []
+        for k in range(RUN_STEPS):
+            mask = torch.from_numpy(dropout_mask(dropout_seed + 1 + k, BATCH * 256 * 3 * 3)).reshape(
+                BATCH, 256, 3, 3).to(dtype)
+            opt.zero_grad()
+            logits, _ = net(x, dropout_mask=mask)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(dtype))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        net.eval()
+        with torch.no_grad():
+            logits, _ = net(x)
+        return net, losses, logits
+
+    start = model_from_file(os.path.join(d, "model.safetensors")).double().state_dict()
+    net, losses, logits = train(torch.float64)
+    # Adam turns a gradient that is zero up to rounding into a step of lr either way, so after a
+    # few steps any float32 engine's weights differ from float64's by more than one step shows.
+    # How much, PyTorch's own float32 run says: each weight tensor's update error, recorded as
+    # the noise floor the C core is held to (test_reference.c).
+    net32, losses32, logits32 = train(torch.float32)
+    run = {"losses": torch.tensor(losses, dtype=torch.float64), "eval_logits": logits}
+    rel = lambda a, b: ((a.double() - b).abs().max() / b.abs().max()).item()  # noqa: E731
+    meta = {"steps": str(RUN_STEPS), "lr": str(RUN_LR), "dropout_seed": str(dropout_seed),
+            "f32_loss_error": f"{max(abs(a - b) / abs(b) for a, b in zip(losses32, losses)):.6g}",
+            "f32_logit_error": f"{rel(logits32, logits):.6g}"}
+    stat_error = 0.0
+    for (name, t), (_, t32) in zip(net.state_dict().items(), net32.state_dict().items()):
+        if not name.endswith("num_batches_tracked"):
+            run[f"after.{name}"] = t
+            upd = t - start[name]
+            if "running" in name:
+                stat_error = max(stat_error, rel(t32, t))
+            elif upd.norm() > 0:
+                meta[f"f32_update_error.{name}"] = f"{((t32.double() - start[name]) - upd).norm() / upd.norm():.6g}"
+    meta["f32_stat_error"] = f"{stat_error:.6g}"
+    save_safetensors(os.path.join(d, "run.safetensors"), run, meta)
+    print(f"wrote {d}/run.safetensors: loss {losses[0]:.5f} -> {losses[-1]:.5f} in {RUN_STEPS} steps")
 
 
 def make_resize_fixture(out):
