@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# After weights/train_default.sh: picks the checkpoint with the best validation accuracy (the
-# test split is not looked at to choose), writes it to weights/cxr_attn_default.safetensors,
+# After training (weights/MODEL_CARD.md says which calls): picks the checkpoint with the best
+# validation accuracy (the test split is not looked at to choose), writes it to
+# weights/cxr_attn_default.safetensors,
 # deploys it as "default" in the database, and prints its validation and test metrics with
 # cxr_evaluate (the figures quoted in weights/MODEL_CARD.md).
+#
+# Usage: weights/finish_default.sh [LIKE_PATTERNS]   (comma-separated; default cxr_ckpt_%,cxr_long_%)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-best=$(psql -X -Atq -c "SELECT name FROM cxr.models WHERE name LIKE 'cxr_ckpt_%'
+patterns=${1:-cxr_ckpt_%,cxr_long_%}
+like=$(echo "$patterns" | sed "s/^/name LIKE '/; s/,/' OR name LIKE '/g; s/\$/'/")
+best=$(psql -X -Atq -c "SELECT name FROM cxr.models WHERE $like
                         ORDER BY (metrics->>'val_accuracy')::float8 DESC,
                                  (metrics->>'val_loss')::float8, id LIMIT 1")
 echo "best checkpoint by validation accuracy: $best"

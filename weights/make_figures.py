@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Figures for weights/MODEL_CARD.md, read from a database where weights/train_default.sh ran:
-training curves of the chained runs (cxr_ckpt_1, cxr_ckpt_2, ...) and a grid of attention
-overlays of the default model on test X-rays of both classes. Uses psql (PG* environment).
+training curves of the cxr_train calls that made the model (by name pattern, in the order they
+ran) and a grid of attention overlays of the default model on test X-rays of both classes. Uses
+psql (PG* environment).
 
-    python3 weights/make_figures.py weights/"""
+    python3 weights/make_figures.py weights/ 'cxr_ckpt_%,cxr_long_%'"""
 import base64
 import io
 import subprocess
@@ -22,24 +23,31 @@ def psql(sql):
     return [line.split("\t") for line in out.splitlines() if line]
 
 
-def curves(outdir):
-    rows = psql("""SELECT m.name, h.epoch, h.train_loss, h.train_accuracy, h.val_loss, h.val_accuracy
-                   FROM cxr.training_history h JOIN cxr.models m ON m.id = h.model_id
-                   WHERE m.name LIKE 'cxr_ckpt_%'
-                   ORDER BY split_part(m.name, '_', 3)::int, h.epoch""")
-    epochs, tl, ta, vl, va, offset, last_name, last_epoch = [], [], [], [], [], 0, None, 0
-    for name, ep, a, b, c, d in rows:
-        if name != last_name:
-            offset, last_name = offset + last_epoch, name
-        last_epoch = int(ep)
-        epochs.append(offset + int(ep))
+def curves(outdir, patterns):
+    """The epochs of every cxr_train call whose model name matches one of the LIKE patterns, in
+    the order they ran. A resumed call's history repeats the epochs before it; only its own are
+    taken. Calls that restarted Adam (init_model without resume) are marked."""
+    like = " OR ".join(f"m.name LIKE '{p}'" for p in patterns)
+    rows = psql(f"""SELECT m.id, h.epoch, h.train_loss, h.train_accuracy, h.val_loss, h.val_accuracy,
+                           coalesce((m.metrics->>'resumed')::boolean, false), m.metrics->>'init_model'
+                    FROM cxr.training_history h JOIN cxr.models m ON m.id = h.model_id
+                    WHERE ({like}) AND h.epoch >= coalesce((m.metrics->>'first_epoch')::int, 1)
+                    ORDER BY m.id, h.epoch""")
+    epochs, tl, ta, vl, va, restarts, last_id = [], [], [], [], [], [], None
+    for mid, ep, a, b, c, d, resumed, init in rows:
+        if mid != last_id and last_id is not None and resumed != "t":
+            restarts.append(len(epochs) + 0.5)
+        last_id = mid
+        epochs.append(len(epochs) + 1)
         tl.append(float(a)); ta.append(float(b)); vl.append(float(c)); va.append(float(d))
     for what, (tr, va_), fname in (("loss (BCE)", (tl, vl), "training_loss.png"),
                                    ("accuracy", (ta, va), "training_accuracy.png")):
         plt.figure(figsize=(6, 4))
         plt.plot(epochs, tr, "o-", label="train (augmented, training mode)")
         plt.plot(epochs, va_, "s-", label="validation")
-        plt.xlabel("epoch")
+        for k, x in enumerate(restarts):
+            plt.axvline(x, color="gray", lw=0.6, ls=":", label="new call, Adam restarted" if k == 0 else None)
+        plt.xlabel("epoch (all cxr_train calls in order)")
         plt.ylabel(what)
         plt.title(f"alexnet_attn2 (scaled_dot) on the shared X-rays: {what}")
         plt.grid(alpha=0.3)
@@ -79,5 +87,5 @@ def grid(outdir):
 
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "weights"
-    curves(out)
+    curves(out, sys.argv[2].split(",") if len(sys.argv) > 2 else ["cxr_ckpt_%", "cxr_long_%"])
     grid(out)
