@@ -13,6 +13,13 @@ like=$(echo "$patterns" | sed "s/^/name LIKE '/; s/,/' OR name LIKE '/g; s/\$/'/
 best=$(psql -X -Atq -c "SELECT name FROM cxr.models WHERE $like
                         ORDER BY (metrics->>'val_accuracy')::float8 DESC,
                                  (metrics->>'val_loss')::float8, id LIMIT 1")
+# every call considered, and the training time they took (the model card's figures)
+psql -X -c "SELECT name, (metrics->>'epochs')::int AS epochs, (metrics->>'best_epoch')::int AS best_epoch,
+                   round((metrics->>'val_accuracy')::numeric, 4) AS val_accuracy,
+                   round((metrics->>'seconds')::numeric / 60, 1) AS minutes,
+                   round(sum((metrics->>'seconds')::numeric) OVER () / 60, 1) AS total_minutes,
+                   sum((metrics->>'epochs')::int) OVER () AS total_epochs
+            FROM cxr.models WHERE $like ORDER BY id"
 echo "best checkpoint by validation accuracy: $best"
 psql -X -Atq -c "SELECT encode(cxr.cxr_model_export('$best'), 'base64')" | base64 -d > "$here/cxr_attn_default.safetensors"
 psql -X -q -c "SELECT cxr.cxr_model_deploy('default', (SELECT model_id FROM cxr.current_models WHERE name = '$best'))" \
