@@ -10,13 +10,13 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
 # upgrade scripts, and the first release's full script (kept so 0.1.0 can still be installed
 # and the upgrade path tested)
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # default_model runs first: it checks what CREATE EXTENSION registered
-REGRESS = default_model png_kinds models permissions train
+REGRESS = default_model png_kinds models permissions security train
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
@@ -58,17 +58,63 @@ check-core: $(UNIT_TESTS) test/fixtures/.done
 
 .PHONY: check-core
 
-# ---- fuzzing the core's parsers (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
+# ---- fuzzing (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
+# Four targets: PNG decoding, model files, training states, resizing. Each starts from real
+# files, written afresh into $(FUZZ_SEEDS) (any seed step that fails stops make); what a
+# fuzzer finds accumulates in $(FUZZ_CORPUS), crashes land in $(FUZZ_CRASHES).
 FUZZ_SECONDS ?= 30
-test/bin/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS)
+FUZZ_CC ?= clang
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Isrc/core
+FUZZ_TARGETS = $(patsubst test/fuzz/%.c,test/bin/%,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_SEEDS = test/bin/fuzz_seeds
+FUZZ_CORPUS = test/bin/fuzz_corpus
+FUZZ_CRASHES = test/bin/fuzz_crashes
+FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=4096
+# Model files of the attention networks are ~15 MB; alexnet's (233 MB) is too large to mutate,
+# so every model and state also goes in as its header plus 256 bytes of data, where parsing
+# happens and mutations are cheap. A training state of alexnet_attn1 is 44 MB.
+FUZZ_MODEL_MAX_LEN = 16000000
+FUZZ_STATE_MAX_LEN = 48000000
+# $(call st_prefix,IN,OUT): the safetensors header of IN (8-byte length, JSON) and 256 bytes
+st_prefix = hl=$$(od -An -t u8 -N8 $(1) | tr -d ' '); test -n "$$hl"; \
+	head -c $$((8 + hl + 256)) $(1) > $(2)
+
+test/bin/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 	@mkdir -p test/bin
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/core -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
-fuzz: test/bin/fuzz_model_file test/bin/fuzz_png
-	@mkdir -p test/bin/corpus_png test/bin/corpus_model
-	cp test/data/*.png test/bin/corpus_png/
-	test/bin/cxr_cli init alexnet_attn1 dot 1 test/bin/corpus_model/seed.safetensors 2>/dev/null || true
-	test/bin/fuzz_png -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/bin/corpus_png
-	test/bin/fuzz_model_file -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 test/bin/corpus_model
+fuzz-seeds: test/bin/cxr_cli
+	rm -rf $(FUZZ_SEEDS)
+	mkdir -p $(FUZZ_SEEDS)/png $(FUZZ_SEEDS)/model $(FUZZ_SEEDS)/state $(FUZZ_SEEDS)/resize
+	cp test/data/*.png $(FUZZ_SEEDS)/png/
+	$(PYTHON) test/fuzz/seed_pngs.py test/sql/png_kinds.sql $(FUZZ_SEEDS)/png
+	set -e; for a in alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3; do \
+		test/bin/cxr_cli init $$a dot 1 $(FUZZ_SEEDS)/$$a.safetensors; \
+		$(call st_prefix,$(FUZZ_SEEDS)/$$a.safetensors,$(FUZZ_SEEDS)/model/$$a.head); done
+	mv $(FUZZ_SEEDS)/alexnet_attn*.safetensors $(FUZZ_SEEDS)/model/
+	rm $(FUZZ_SEEDS)/alexnet.safetensors
+	test/bin/cxr_cli init alexnet_attn2 scaled_dot 2 $(FUZZ_SEEDS)/model/attn2_scaled.safetensors
+	test/bin/cxr_cli state alexnet_attn1 dot 3 $(FUZZ_SEEDS)/state/attn1.state
+	$(call st_prefix,$(FUZZ_SEEDS)/state/attn1.state,$(FUZZ_SEEDS)/state/attn1.head)
+	test/bin/cxr_cli state alexnet_attn2 dot 4 $(FUZZ_SEEDS)/attn2.state
+	$(call st_prefix,$(FUZZ_SEEDS)/attn2.state,$(FUZZ_SEEDS)/state/attn2.head)
+	rm $(FUZZ_SEEDS)/attn2.state
+	cp $(FUZZ_SEEDS)/model/alexnet_attn1.head $(FUZZ_SEEDS)/state/model.head
+	@# resize: sides (2 bytes each: sw sh dw dh), value scale, then pixels (test/fuzz/fuzz_resize.c)
+	printf '\001\053\001\053\001\052\001\052\010' | cat - test/data/xray0.png > $(FUZZ_SEEDS)/resize/shrink
+	printf '\000\002\001\377\000\143\000\077\010' | cat - test/data/xray1.png > $(FUZZ_SEEDS)/resize/tall
+	printf '\000\012\000\012\001\377\001\377\020' | cat - test/data/xray2.png > $(FUZZ_SEEDS)/resize/grow
 
-.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS) fuzz-seeds
+	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state $(FUZZ_CORPUS)/resize
+	test/bin/fuzz_png $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/png- \
+		$(FUZZ_CORPUS)/png $(FUZZ_SEEDS)/png
+	test/bin/fuzz_resize $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/resize- \
+		$(FUZZ_CORPUS)/resize $(FUZZ_SEEDS)/resize
+	test/bin/fuzz_model_file $(FUZZ_RUN) -max_len=$(FUZZ_MODEL_MAX_LEN) \
+		-artifact_prefix=$(FUZZ_CRASHES)/model- $(FUZZ_CORPUS)/model $(FUZZ_SEEDS)/model
+	test/bin/fuzz_train_state $(FUZZ_RUN) -max_len=$(FUZZ_STATE_MAX_LEN) \
+		-artifact_prefix=$(FUZZ_CRASHES)/state- $(FUZZ_CORPUS)/state $(FUZZ_SEEDS)/state
+
+.PHONY: fuzz fuzz-seeds

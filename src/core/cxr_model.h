@@ -76,18 +76,23 @@ void cxr_model_free(cxr_model *m);
 cxr_model *cxr_model_clone(const cxr_model *m, char *err);
 
 const cxr_param_info *cxr_model_tensor(const cxr_model *m, const char *name);
+/* The first BatchNorm running_var tensor holding a negative value in params (laid out as
+ * m->params), or NULL. Loaders refuse such weights. */
+const char *cxr_model_negative_variance(const cxr_model *m, const float *params);
 /* Positions of the attention grid of conv layer L (0 if the model has no such tap). */
 int cxr_model_attention_side(const cxr_model *m, int layer);
 /* Bytes of the inference workspace (beyond the weights). */
 size_t cxr_model_workspace_bytes(const cxr_model *m);
 
 /* Inference on one gray image, input_size^2 floats already normalised. Returns the logit.
- * Running statistics are used for BN, dropout is off. Not thread-safe per model. */
+ * Running statistics are used for BN, dropout is off. Not thread-safe per model.
+ * Polls cxr_interrupt_poll (cxr_interrupt.h) once per layer; returns NAN when interrupted. */
 float cxr_model_forward(cxr_model *m, const float *image);
 /* After cxr_model_forward: the attention map of conv layer L (side x side floats), or NULL. */
 const float *cxr_model_attention(const cxr_model *m, int layer);
-/* Batch inference: logits[i] for n images; each result equals the single-image one. */
-void cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits);
+/* Batch inference: logits[i] for n images; each result equals the single-image one.
+ * Returns 0, or -1 when interrupted (the logits not computed are NAN). */
+int cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits);
 
 /* ---- training ---- */
 typedef struct cxr_trainer {
@@ -101,9 +106,16 @@ typedef struct cxr_trainer {
 } cxr_trainer;
 
 cxr_trainer *cxr_trainer_create(cxr_model *m, int max_batch, const cxr_adam_config *adam);
+/* Bytes cxr_trainer_create(m, max_batch, ...) allocates: gradients, Adam's two moments, the
+ * folded conv1 gradient and the training activations of max_batch images. Lets a caller
+ * refuse a batch size before allocating. */
+size_t cxr_trainer_bytes(const cxr_model *m, int max_batch);
 void cxr_trainer_free(cxr_trainer *t);
 /* Forward in training mode (batch statistics, dropout drawn from dropout_seed), BCE loss,
- * backward. Gradients are left in t->grads; logits (may be NULL) receives n values. */
+ * backward. Gradients are left in t->grads; logits (may be NULL) receives n values.
+ * Polls cxr_interrupt_poll once per image per layer; returns NAN when interrupted, and then
+ * the gradients (and the BN running statistics of the layers reached) are not meaningful:
+ * do not apply Adam. */
 double cxr_trainer_forward_backward(cxr_trainer *t, const float *images, const float *labels,
                                     int n, uint64_t dropout_seed, float *logits);
 void cxr_trainer_apply_adam(cxr_trainer *t);

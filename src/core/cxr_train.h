@@ -25,9 +25,10 @@ typedef struct {
 
 /* Builds a batch of normalised model inputs for images idx[0..n). With aug != NULL each image
  * is rotated by a uniform angle in [-max, max] about its centre (bilinear, black outside) and
- * flipped with probability 1/2, all drawn from (seed, image position in the run). */
-void cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
-                    uint64_t seed, uint64_t draw_base, float mean, float std, float *out);
+ * flipped with probability 1/2, all drawn from (seed, image position in the run).
+ * Polls cxr_interrupt_poll per image; returns 0, or -1 when interrupted (out incomplete). */
+int cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
+                   uint64_t seed, uint64_t draw_base, float mean, float std, float *out);
 
 typedef struct {
     long n, tp, tn, fp, fn;

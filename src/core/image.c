@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include "cxr_image.h"
+#include "cxr_interrupt.h"
 
 static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -50,17 +51,33 @@ cxr_png_read_info(const uint8_t *buf, size_t len, cxr_png_info *info, char *err,
     info->interlaced = f[12];
     static const int channels[7] = {1, 0, 3, 1, 2, 0, 4};
     int ct = info->color_type, bd = info->bit_depth;
-    int ok = ct <= 6 && channels[ct] && f[10] == 0 && f[11] == 0 && f[12] <= 1;
-    if (ok) {
-        if (ct == 0)
-            ok = bd == 1 || bd == 2 || bd == 4 || bd == 8 || bd == 16;
-        else if (ct == 3)
-            ok = bd == 1 || bd == 2 || bd == 4 || bd == 8;
-        else
-            ok = bd == 8 || bd == 16;
+    /* each field gets its own message: the user needs to know which one is wrong */
+    if (ct > 6 || !channels[ct]) {
+        snprintf(err, errlen, "corrupt PNG image: invalid color type %d", ct);
+        return CXR_IMG_CORRUPT;
     }
-    if (!ok) {
-        snprintf(err, errlen, "corrupt PNG image: invalid color type %d / bit depth %d", ct, bd);
+    int bd_ok;
+    if (ct == 0)
+        bd_ok = bd == 1 || bd == 2 || bd == 4 || bd == 8 || bd == 16;
+    else if (ct == 3)
+        bd_ok = bd == 1 || bd == 2 || bd == 4 || bd == 8;
+    else
+        bd_ok = bd == 8 || bd == 16;
+    if (!bd_ok) {
+        snprintf(err, errlen, "corrupt PNG image: invalid bit depth %d for color type %d", bd,
+                 ct);
+        return CXR_IMG_CORRUPT;
+    }
+    if (f[10] != 0) {
+        snprintf(err, errlen, "corrupt PNG image: invalid compression method %d", f[10]);
+        return CXR_IMG_CORRUPT;
+    }
+    if (f[11] != 0) {
+        snprintf(err, errlen, "corrupt PNG image: invalid filter method %d", f[11]);
+        return CXR_IMG_CORRUPT;
+    }
+    if (f[12] > 1) {
+        snprintf(err, errlen, "corrupt PNG image: invalid interlace method %d", f[12]);
         return CXR_IMG_CORRUPT;
     }
     info->channels = channels[ct];
@@ -127,6 +144,12 @@ cxr_png_decode_gray(const uint8_t *buf, size_t len, size_t max_pixels, float *ou
         return CXR_IMG_CORRUPT;
     }
     for (size_t i = 0; i < pixels; i++) {
+        /* a 100-megapixel image takes about a second here: poll every 64k pixels */
+        if (i % 65536 == 0 && cxr_interrupt_poll()) {
+            free(raw);
+            snprintf(err, errlen, "interrupted");
+            return CXR_IMG_INTERRUPTED;
+        }
         float s[4], a = 1.0f;
         for (size_t c = 0; c < nch; c++)
             s[c] = linear ? ((uint16_t *)raw)[i * nch + c] / 65535.0f
@@ -186,9 +209,46 @@ resize_coefficients(int in, int out, int **start, int **count, float **weights, 
     return 0;
 }
 
+/* Horizontal-first needs dw*sh floats between the passes, which for a tall thin image far
+ * exceeds both images (40x1000000 -> 299x299: 1.2 GB). Then the vertical pass goes first
+ * (sw*dh floats); it is chosen only then, so ordinary images keep the horizontal-first
+ * arithmetic bit for bit. Vertical-first implies dw > sw and sh > dh, so sw*dh < dw*dh. */
+static int
+vertical_first(int sw, int sh, int dw, int dh)
+{
+    size_t src = (size_t)sw * sh, dst = (size_t)dw * dh, h_first = (size_t)dw * sh;
+    return h_first > (src > dst ? src : dst);
+}
+
+size_t
+cxr_resize_scratch_floats(int sw, int sh, int dw, int dh)
+{
+    return vertical_first(sw, sh, dw, dh) ? (size_t)sw * dh : (size_t)dw * sh;
+}
+
+/* Polls the interrupt hook once about POLL_WORK multiply-adds have run since the last poll,
+ * so that neither a poll per tiny row nor a long gap between polls costs anything. */
+#define POLL_WORK ((size_t)1 << 16)
+
+static int
+interrupted_after(size_t *work, size_t done)
+{
+    *work += done;
+    if (*work < POLL_WORK)
+        return 0;
+    *work = 0;
+    return cxr_interrupt_poll();
+}
+
 cxr_img_status
 cxr_resize_bilinear(const float *src, int sw, int sh, float *dst, int dw, int dh, float *tmp)
 {
+    if (sw < 1 || sh < 1 || dw < 1 || dh < 1)
+        return CXR_IMG_CORRUPT;
+    /* the taps' int arithmetic (centre + support, 2 * support + 1) stays in range */
+    if (sw > CXR_RESIZE_MAX_SIDE || sh > CXR_RESIZE_MAX_SIDE || dw > CXR_RESIZE_MAX_SIDE ||
+        dh > CXR_RESIZE_MAX_SIDE)
+        return CXR_IMG_TOO_LARGE;
     if (sw == dw && sh == dh) {
         memcpy(dst, src, sizeof(float) * (size_t)sw * sh);
         return CXR_IMG_OK;
@@ -196,11 +256,46 @@ cxr_resize_bilinear(const float *src, int sw, int sh, float *dst, int dw, int dh
     int *xs = NULL, *xn = NULL, *ys = NULL, *yn = NULL, xspan, yspan;
     float *xw = NULL, *yw = NULL;
     cxr_img_status st = CXR_IMG_NO_MEMORY;
+    size_t work = POLL_WORK; /* poll before the first row */
     if (resize_coefficients(sw, dw, &xs, &xn, &xw, &xspan) ||
         resize_coefficients(sh, dh, &ys, &yn, &yw, &yspan))
         goto done;
+    st = CXR_IMG_INTERRUPTED;
+    if (vertical_first(sw, sh, dw, dh)) {
+        /* vertical pass: dh rows of sw */
+        for (int y = 0; y < dh; y++) {
+            if (interrupted_after(&work, (size_t)yn[y] * sw))
+                goto done;
+            const float *w = yw + (size_t)y * yspan;
+            float *o = tmp + (size_t)y * sw;
+            for (int x = 0; x < sw; x++)
+                o[x] = 0.0f;
+            for (int j = 0; j < yn[y]; j++) {
+                const float *row = src + (size_t)(ys[y] + j) * sw;
+                for (int x = 0; x < sw; x++)
+                    o[x] += w[j] * row[x];
+            }
+        }
+        /* horizontal pass: dh rows of dw */
+        for (int y = 0; y < dh; y++) {
+            if (interrupted_after(&work, (size_t)dw * xspan))
+                goto done;
+            const float *row = tmp + (size_t)y * sw;
+            for (int x = 0; x < dw; x++) {
+                const float *w = xw + (size_t)x * xspan;
+                float acc = 0.0f;
+                for (int j = 0; j < xn[x]; j++)
+                    acc += w[j] * row[xs[x] + j];
+                dst[(size_t)y * dw + x] = acc;
+            }
+        }
+        st = CXR_IMG_OK;
+        goto done;
+    }
     /* horizontal pass: sh rows of dw */
     for (int y = 0; y < sh; y++) {
+        if (interrupted_after(&work, (size_t)dw * xspan))
+            goto done;
         const float *row = src + (size_t)y * sw;
         for (int x = 0; x < dw; x++) {
             const float *w = xw + (size_t)x * xspan;
@@ -212,6 +307,8 @@ cxr_resize_bilinear(const float *src, int sw, int sh, float *dst, int dw, int dh
     }
     /* vertical pass */
     for (int y = 0; y < dh; y++) {
+        if (interrupted_after(&work, (size_t)yn[y] * dw))
+            goto done;
         const float *w = yw + (size_t)y * yspan;
         float *o = dst + (size_t)y * dw;
         for (int x = 0; x < dw; x++)
@@ -256,18 +353,20 @@ heat_color(float t, float rgb[3])
         rgb[c] = stops[i][c] * (1 - f) + stops[i + 1][c] * f;
 }
 
-void
+cxr_img_status
 cxr_heatmap_overlay(const float *gray, int w, int h, const float *map, int side, uint8_t *rgb,
                     float *tmp)
 {
-    /* tmp: w*h floats for the upsampled map, then w*side for the resize's first pass */
+    /* tmp: w*h floats for the upsampled map, then the resize's scratch (at most w*side) */
     float *up = tmp, *scratch = tmp + (size_t)w * h;
     float lo = map[0], hi = map[0];
     for (int i = 1; i < side * side; i++) {
         lo = map[i] < lo ? map[i] : lo;
         hi = map[i] > hi ? map[i] : hi;
     }
-    cxr_resize_bilinear(map, side, side, up, w, h, scratch);
+    cxr_img_status st = cxr_resize_bilinear(map, side, side, up, w, h, scratch);
+    if (st != CXR_IMG_OK)
+        return st; /* up is incomplete: leave rgb alone */
     for (size_t i = 0; i < (size_t)w * h; i++) {
         float t = hi > lo ? (up[i] - lo) / (hi - lo) : 0.0f, c[3];
         heat_color(t, c);
@@ -278,6 +377,7 @@ cxr_heatmap_overlay(const float *gray, int w, int h, const float *map, int side,
             rgb[i * 3 + k] = (uint8_t)lrintf(255.0f * (v < 0 ? 0 : v > 1 ? 1 : v));
         }
     }
+    return CXR_IMG_OK;
 }
 
 cxr_img_status

@@ -318,6 +318,11 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
             snprintf(err, CXR_ERR_LEN, "model file holds NaN or infinite weights");
             goto fail;
         }
+    const char *bad = cxr_model_negative_variance(m, m->params);
+    if (bad) {
+        snprintf(err, CXR_ERR_LEN, "tensor \"%s\" has a negative value", bad);
+        goto fail;
+    }
     goto done;
 fail:
     cxr_model_free(m);
@@ -399,6 +404,23 @@ cxr_model_tensor(const cxr_model *m, const char *name)
     for (int i = 0; i < m->n_tensors; i++)
         if (strcmp(m->tensors[i].name, name) == 0)
             return &m->tensors[i];
+    return NULL;
+}
+
+const char *
+cxr_model_negative_variance(const cxr_model *m, const float *params)
+{
+    /* BN divides by sqrt(running_var + eps): a negative variance turns every activation after
+     * it into NaN, and the model answers the same for every image */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const cxr_param_info *t = &m->tensors[i];
+        const char *dot = strchr(t->name, '.');
+        if (!dot || strcmp(dot, ".running_var") != 0)
+            continue;
+        for (size_t j = 0; j < t->numel; j++)
+            if (params[t->offset + j] < 0.0f)
+                return t->name;
+    }
     return NULL;
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cxr_blas.h"
+#include "cxr_interrupt.h"
 #include "cxr_net.h"
 
 #define ATTN_DIM 256
@@ -166,7 +167,16 @@ P(const cxr_model *m, long off)
     return m->params + off;
 }
 
-static void
+/* Polled once per image in every layer's loop: between two polls runs at most one image
+ * through one layer, so a cancel is seen within milliseconds. */
+#define STOP_IF_INTERRUPTED()                                                                      \
+    do {                                                                                           \
+        if (cxr_interrupt_poll())                                                                  \
+            return -1;                                                                             \
+    } while (0)
+
+/* Returns 0, or -1 when interrupted (activations then partial). */
+static int
 forward(cxr_model *m, cxr_acts *a, const float *images, int n, uint64_t dropout_seed)
 {
     int tr = a->training;
@@ -188,16 +198,20 @@ forward(cxr_model *m, cxr_acts *a, const float *images, int n, uint64_t dropout_
             cxr_dropout_forward(in, a->mask, a->drop, nf);
             in = a->drop;
         }
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_conv_forward(&s, in + b * in_f, side, side, w, P(m, m->conv_b[l]),
                              a->conv[l] + b * out_f, a->col);
+        }
         if (l == CXR_N_BLOCK)
             break;
         int bs = m->block_side[l];
         size_t bf = block_floats(m, l);
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_maxpool_forward(a->conv[l] + b * out_f, s.cout, out, out, POOL_K, POOL_STRIDE,
                                 a->act[l] + b * bf, a->argmax[l] + b * bf);
+        }
         cxr_relu_forward(a->act[l], a->act[l], n * bf);
         if (tr)
             cxr_batchnorm_forward_train(&bn_cfg, a->act[l], n, s.cout, bs * bs,
@@ -215,16 +229,19 @@ forward(cxr_model *m, cxr_acts *a, const float *images, int n, uint64_t dropout_
     const cxr_arch *arch = m->arch;
     size_t hf = head_floats(m), g_f = conv_floats(m, 4);
     if (arch->avgpool) {
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_avgpool_adaptive_forward(a->conv[4] + b * g_f, m->conv[4].cout, m->conv_side[4],
                                          m->conv_side[4], arch->avgpool, arch->avgpool,
                                          a->head + b * hf);
+        }
     } else {
         float scale = m->attention_scaled ? 1.0f / sqrtf((float)ATTN_DIM) : 1.0f;
         for (int t = 0; t < arch->n_taps; t++) {
             int l = arch->taps[t] - 1;
             size_t p = (size_t)m->conv_side[l] * m->conv_side[l];
             for (int b = 0; b < n; b++) {
+                STOP_IF_INTERRUPTED();
                 const float *f = a->conv[l] + b * conv_floats(m, l);
                 if (tap_projects(m, l)) {
                     float *proj = a->feat[l] + b * ATTN_DIM * p;
@@ -245,22 +262,25 @@ forward(cxr_model *m, cxr_acts *a, const float *images, int n, uint64_t dropout_
             cxr_relu_forward(a->fc[f], a->fc[f], (size_t)n * out);
         x = a->fc[f];
     }
+    return 0;
 }
 
 float
 cxr_model_forward(cxr_model *m, const float *image)
 {
-    forward(m, m->infer, image, 1, 0);
+    if (forward(m, m->infer, image, 1, 0))
+        return NAN;
     return m->infer->fc[m->arch->n_fc - 1][0];
 }
 
-void
+int
 cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits)
 {
     /* One image at a time through the same workspace: a result never depends on its batch. */
     size_t img = (size_t)m->input_size * m->input_size;
     for (int i = 0; i < n; i++)
-        logits[i] = cxr_model_forward(m, images + i * img);
+        logits[i] = cxr_interrupt_requested() ? NAN : cxr_model_forward(m, images + i * img);
+    return cxr_interrupt_requested() ? -1 : 0;
 }
 
 const float *
@@ -294,6 +314,20 @@ cxr_trainer_create(cxr_model *m, int max_batch, const cxr_adam_config *adam)
     return t;
 }
 
+size_t
+cxr_trainer_bytes(const cxr_model *m, int max_batch)
+{
+    /* the same layout cxr_trainer_create allocates, counted without allocating */
+    cxr_acts a;
+    memset(&a, 0, sizeof a);
+    a.n = max_batch > 0 ? max_batch : 0;
+    a.training = 1;
+    size_t arena = layout(m, &a);
+    size_t conv1 = (size_t)m->conv[0].cout * m->conv[0].k * m->conv[0].k;
+    return sizeof(cxr_trainer) + sizeof(cxr_acts) +
+           sizeof(float) * (3 * m->n_trainable + conv1 + arena);
+}
+
 void
 cxr_trainer_free(cxr_trainer *t)
 {
@@ -307,7 +341,8 @@ cxr_trainer_free(cxr_trainer *t)
     free(t);
 }
 
-static void
+/* Returns 0, or -1 when interrupted (gradients then partial). */
+static int
 backward(cxr_trainer *t, const float *images, int n)
 {
     cxr_model *m = t->model;
@@ -327,10 +362,12 @@ backward(cxr_trainer *t, const float *images, int n)
                             G + m->fc_w[f], G + m->fc_b[f], dx);
     }
     if (arch->avgpool) {
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_avgpool_adaptive_backward(a->d_head + b * hf, m->conv[4].cout, m->conv_side[4],
                                           m->conv_side[4], arch->avgpool, arch->avgpool,
                                           a->d_conv[4] + b * g_f);
+        }
     } else {
         float scale = m->attention_scaled ? 1.0f / sqrtf((float)ATTN_DIM) : 1.0f;
         memset(a->d_conv[4], 0, sizeof(float) * n * g_f);
@@ -338,6 +375,7 @@ backward(cxr_trainer *t, const float *images, int n)
             int l = arch->taps[tp] - 1;
             size_t p = (size_t)m->conv_side[l] * m->conv_side[l];
             for (int b = 0; b < n; b++) {
+                STOP_IF_INTERRUPTED();
                 const float *f = tap_projects(m, l) ? a->feat[l] + b * ATTN_DIM * p
                                                     : a->conv[l] + b * conv_floats(m, l);
                 cxr_attention_backward(f, a->conv[4] + b * g_f, a->alpha[l] + b * p,
@@ -350,10 +388,12 @@ backward(cxr_trainer *t, const float *images, int n)
 
     /* conv5, then dropout */
     size_t in4 = block_floats(m, 3);
-    for (int b = 0; b < n; b++)
+    for (int b = 0; b < n; b++) {
+        STOP_IF_INTERRUPTED();
         cxr_conv_backward(&m->conv[4], a->drop + b * in4, m->conv_in[4], m->conv_in[4],
                           P(m, m->conv_w[4]), a->d_conv[4] + b * g_f, G + m->conv_w[4],
                           G + m->conv_b[4], a->d_drop + b * in4, a->col);
+    }
     cxr_dropout_backward(a->d_drop, a->mask, a->d_bn[3], (size_t)n * in4);
 
     for (int l = CXR_N_BLOCK - 1; l >= 0; l--) {
@@ -363,12 +403,15 @@ backward(cxr_trainer *t, const float *images, int n)
                                      a->bn_mean[l], a->bn_invstd[l], a->d_act[l],
                                      G + m->bn_w[l], G + m->bn_b[l]);
         cxr_relu_backward(a->act[l], a->d_act[l], a->d_act[l], (size_t)n * bf);
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_maxpool_backward(a->d_act[l] + b * bf, a->argmax[l] + b * bf, cout, cs, cs, bs,
                                  bs, a->d_conv[l] + b * cf);
+        }
         if (is_tap(m, l)) {
             int p = cs * cs;
             for (int b = 0; b < n; b++) {
+                STOP_IF_INTERRUPTED();
                 float *df = a->d_feat[l] + (size_t)b * ATTN_DIM * p;
                 float *dc = a->d_conv[l] + b * cf;
                 if (tap_projects(m, l)) {
@@ -393,10 +436,12 @@ backward(cxr_trainer *t, const float *images, int n)
             dw = t->conv1_dfolded;
             memset(dw, 0, sizeof(float) * s.cout * s.k * s.k);
         }
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < n; b++) {
+            STOP_IF_INTERRUPTED();
             cxr_conv_backward(&s, in + b * in_f, m->conv_in[l], m->conv_in[l], w,
                               a->d_conv[l] + b * cf, dw, G + m->conv_b[l],
                               l ? a->d_bn[l - 1] + b * in_f : NULL, a->col);
+        }
     }
     /* every input channel saw the same gray image: each gets the folded gradient */
     const cxr_conv_shape *s1 = &m->conv[0];
@@ -406,6 +451,7 @@ backward(cxr_trainer *t, const float *images, int n)
             for (size_t i = 0; i < kk; i++)
                 G[m->conv_w[0] + ((size_t)o * s1->cin + c) * kk + i] +=
                     t->conv1_dfolded[(size_t)o * kk + i];
+    return 0;
 }
 
 double
@@ -418,12 +464,14 @@ cxr_trainer_forward_backward(cxr_trainer *t, const float *images, const float *l
         return NAN;
     a->n = n;
     memset(t->grads, 0, sizeof(float) * m->n_trainable);
-    forward(m, a, images, n, dropout_seed);
+    if (forward(m, a, images, n, dropout_seed))
+        return NAN;
     int last = m->arch->n_fc - 1;
     double loss = cxr_bce_with_logits(a->fc[last], labels, n, a->d_fc[last]);
     if (logits)
         memcpy(logits, a->fc[last], sizeof(float) * n);
-    backward(t, images, n);
+    if (backward(t, images, n))
+        return NAN; /* gradients partial: the caller must not apply Adam */
     return loss;
 }
 

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cxr_interrupt.h"
 #include "cxr_layers.h"
 #include "cxr_train.h"
 
@@ -53,12 +54,14 @@ rotate_flip(const uint8_t *img, int side, float deg, int flip, float *out)
         }
 }
 
-void
+int
 cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
                uint64_t seed, uint64_t draw_base, float mean, float std, float *out)
 {
     size_t img = (size_t)d->side * d->side;
     for (int b = 0; b < n; b++) {
+        if (cxr_interrupt_poll())
+            return -1;
         const uint8_t *src = d->pixels + (size_t)idx[b] * img;
         float *dst = out + b * img;
         if (aug) {
@@ -72,6 +75,7 @@ cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_co
         for (size_t p = 0; p < img; p++)
             dst[p] = (dst[p] - mean) / std;
     }
+    return 0;
 }
 
 static const double *sort_keys;

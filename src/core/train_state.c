@@ -138,6 +138,12 @@ cxr_train_state_load(cxr_trainer *t, const uint8_t *buf, size_t len, cxr_run_pro
             free(tmp);
             goto done;
         }
+    const char *bad = cxr_model_negative_variance(m, tmp);
+    if (bad) {
+        snprintf(err, CXR_ERR_LEN, "training state: tensor \"%s\" has a negative value", bad);
+        free(tmp);
+        goto done;
+    }
     memcpy(t->model->params, tmp, np * 4);
     memcpy(t->adam_m, tmp + np, nt * 4);
     memcpy(t->adam_v, tmp + np + nt, nt * 4);

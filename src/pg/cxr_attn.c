@@ -12,6 +12,10 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
+#include "catalog/pg_parameter_acl.h"
+#include "commands/extension.h"
+#include "access/xact.h"
+#include "utils/acl.h"
 
 PG_MODULE_MAGIC;
 
@@ -22,33 +26,125 @@ int cxr_training_memory_mb = 2048;
 
 void _PG_init(void);
 
+/* Limits that protect the server (image size, training memory, threads) are set by the server's
+ * configuration or by a role allowed to (a superuser, or GRANT SET ON PARAMETER). Any role may
+ * lower them for itself, never raise them above the configured value: that value is the
+ * ceiling. The check runs wherever a value comes from: SET, set_config, ALTER ROLE/DATABASE SET,
+ * a function's SET clause, the connection's options. */
+typedef struct {
+    const char *name;
+    int ceiling; /* the value the server's configuration gives */
+} server_limit;
+
+static server_limit limit_pixels = {"cxr_attn.max_image_pixels", 0};
+static server_limit limit_threads = {"cxr_attn.training_threads", 0};
+static server_limit limit_memory = {"cxr_attn.training_memory", 0};
+static server_limit limit_scoring = {"cxr_attn.scoring_threads", 0};
+
+static bool
+may_raise(const char *name)
+{
+    /* outside a transaction the catalogs cannot be read: only lowering is allowed */
+    if (!IsTransactionState())
+        return false;
+    return superuser() || pg_parameter_aclcheck(name, GetUserId(), ACL_SET) == ACLCHECK_OK;
+}
+
+static bool
+check_limit(server_limit *l, int *newval, GucSource source)
+{
+    if (source <= PGC_S_ARGV) {
+        /* the defaults, the environment, postgresql.conf (ALTER SYSTEM) and the command line */
+        l->ceiling = *newval;
+        return true;
+    }
+    if (*newval <= l->ceiling || may_raise(l->name))
+        return true;
+    GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+    GUC_check_errmsg("permission denied to raise %s above the server's setting (%d)", l->name,
+                     l->ceiling);
+    GUC_check_errhint("Lowering it is allowed. A superuser raises it in postgresql.conf, with "
+                      "ALTER SYSTEM, or grants the right with GRANT SET ON PARAMETER %s.",
+                      l->name);
+    return false;
+}
+
+static bool
+check_pixels(int *newval, void **extra, GucSource source)
+{
+    return check_limit(&limit_pixels, newval, source);
+}
+
+static bool
+check_training_threads(int *newval, void **extra, GucSource source)
+{
+    return check_limit(&limit_threads, newval, source);
+}
+
+static bool
+check_training_memory(int *newval, void **extra, GucSource source)
+{
+    return check_limit(&limit_memory, newval, source);
+}
+
+static bool
+check_scoring_threads(int *newval, void **extra, GucSource source)
+{
+    return check_limit(&limit_scoring, newval, source);
+}
+
 void
 _PG_init(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cxr_training_threads = cores > 0 ? (int)(cores > 64 ? 64 : cores) : 1;
+    int default_training_threads = cores > 0 ? (int)(cores > 64 ? 64 : cores) : 1;
 
     DefineCustomIntVariable("cxr_attn.max_image_pixels",
                             "Largest image (width x height) that will be decoded.",
-                            "Checked before any memory is allocated for the pixels.",
-                            &cxr_max_image_pixels, 40000000, 1, INT_MAX, PGC_USERSET, 0, NULL,
-                            NULL, NULL);
+                            "Checked before any memory is allocated for the pixels; every "
+                            "buffer of an image's decoding and resizing is bounded by it. Roles "
+                            "may lower it; raising it needs a superuser.",
+                            &cxr_max_image_pixels, 40000000, 1, INT_MAX, PGC_USERSET, 0,
+                            check_pixels, NULL, NULL);
     DefineCustomIntVariable("cxr_attn.scoring_threads",
                             "BLAS threads one backend uses for scoring.",
-                            "Scoring runs in many backends at once, so the default is 1.",
-                            &cxr_scoring_threads, 1, 1, 64, PGC_USERSET, 0, NULL, NULL, NULL);
+                            "Scoring runs in many backends at once, so the default is 1. Roles "
+                            "may lower it; raising it needs a superuser.",
+                            &cxr_scoring_threads, 1, 1, 64, PGC_USERSET, 0, check_scoring_threads,
+                            NULL, NULL);
     DefineCustomIntVariable("cxr_attn.training_threads",
                             "BLAS threads cxr_train uses.",
-                            "Training is one heavy call; the default is the machine's cores.",
-                            &cxr_training_threads, cxr_training_threads, 1, 64, PGC_USERSET, 0,
-                            NULL, NULL, NULL);
+                            "Training is one heavy call; the default is the machine's cores. "
+                            "Roles may lower it; raising it needs a superuser.",
+                            &cxr_training_threads, default_training_threads, 1, 64, PGC_USERSET,
+                            0, check_training_threads, NULL, NULL);
     DefineCustomIntVariable("cxr_attn.training_memory",
-                            "Memory cxr_train may use to hold decoded training images.",
-                            "Images are kept at the model's input size as 8-bit gray.",
+                            "Memory cxr_train and cxr_evaluate may use: the decoded images, and "
+                            "for training the network's activations and optimiser state.",
+                            "Checked before anything is allocated. Roles may lower it; raising "
+                            "it needs a superuser.",
                             &cxr_training_memory_mb, 2048, 1, INT_MAX / 2, PGC_USERSET,
-                            GUC_UNIT_MB, NULL, NULL, NULL);
+                            GUC_UNIT_MB, check_training_memory, NULL, NULL);
     MarkGUCPrefixReserved("cxr_attn");
     cxr_pg_cache_init();
+    cxr_pg_interrupts_init();
+}
+
+/* current_user as a role id (what the registry stores as owners). */
+PG_FUNCTION_INFO_V1(cxr_current_role);
+Datum
+cxr_current_role(PG_FUNCTION_ARGS)
+{
+    PG_RETURN_OID(GetUserId());
+}
+
+/* True only while this extension's own script runs (CREATE or ALTER EXTENSION cxr_attn). */
+PG_FUNCTION_INFO_V1(cxr_in_extension_script);
+Datum
+cxr_in_extension_script(PG_FUNCTION_ARGS)
+{
+    PG_RETURN_BOOL(creating_extension &&
+                   CurrentExtensionObject == get_extension_oid("cxr_attn", true));
 }
 
 PG_FUNCTION_INFO_V1(cxr_kernels);

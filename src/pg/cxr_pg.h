@@ -6,9 +6,13 @@
 #include "postgres.h"
 
 #include "utils/array.h"
+#include "utils/jsonb.h"
 
 #include "cxr_image.h"
 #include "cxr_model.h"
+
+/* The SQL script version this library was built with (training needs it current). */
+#define CXR_SQL_VERSION "0.3.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -16,19 +20,61 @@ extern int cxr_scoring_threads;
 extern int cxr_training_threads;
 extern int cxr_training_memory_mb;
 
-/* model_cache.c: per-backend cache of loaded models, keyed by model id. */
+/* model_cache.c: per-backend cache of loaded models, keyed by model id.
+ *
+ * Lifetime rule: a pointer from cxr_pg_model_by_id/by_name is valid until the next lookup or
+ * until any user code runs (a query, a trigger, another scoring call), because a registry
+ * change seen then flushes the cache. Whoever keeps a model across user code holds it with
+ * cxr_pg_model_hold, which keeps it alive until the given memory context is reset or deleted
+ * (on success or on error). */
 typedef struct cxr_cached_model {
     int64 id;
     cxr_model *model;
     float *input; /* input_size^2 floats, reused by every call */
+    int holds;    /* cxr_pg_model_hold()s not yet released */
+    bool flushed; /* dropped from the cache while held: freed at the last release */
 } cxr_cached_model;
 
 cxr_cached_model *cxr_pg_model_by_id(int64 id);
 cxr_cached_model *cxr_pg_model_by_name(const char *name);
+void cxr_pg_model_hold(cxr_cached_model *cm, MemoryContext until);
 /* A private copy of a registered model's weights (for training from it). */
-cxr_model *cxr_pg_model_copy(const char *name);
+cxr_model *cxr_pg_model_copy(int64 id);
 void cxr_pg_cache_init(void);
 const char *cxr_pg_schema(void);
+/* The id a model name points at now (ERROR when none). */
+int64 cxr_pg_resolve_name(const char *name);
+
+/* internal_query.c: the extension's own SPI queries run with search_path pinned to
+ * pg_catalog, pg_temp, so that nothing the caller put on search_path (a function, an
+ * operator) runs inside them. Callers connect SPI themselves. */
+int cxr_pg_pin_search_path(void);
+void cxr_pg_unpin_search_path(int nestlevel);
+/* A one-row, one-column query with one parameter, run with the pinned search_path; a copy of
+ * the value in the caller's memory context, or *isnull. */
+Datum cxr_pg_query_one(const char *sql, Oid argtype, Datum arg, bool *isnull, bool byval,
+                       int typlen);
+
+/* interrupts.c: the core polls PostgreSQL's pending cancel through a hook. */
+void cxr_pg_interrupts_init(void);
+/* After a core call that may have stopped early: raises the pending cancel as an ERROR. */
+void cxr_pg_check_core_interrupt(void);
+
+/* jsonb_writer.c: the one writer of the JSON values the extension stores. */
+typedef struct cxr_jsonb {
+    JsonbParseState *state;
+    JsonbValue *result;
+    int depth;
+    bool in_array[8];
+} cxr_jsonb;
+void cxr_jsonb_begin(cxr_jsonb *j, bool array);
+void cxr_jsonb_end(cxr_jsonb *j);
+void cxr_jsonb_key(cxr_jsonb *j, const char *key);
+void cxr_jsonb_string(cxr_jsonb *j, const char *s); /* NULL: null */
+void cxr_jsonb_number(cxr_jsonb *j, double v);      /* NaN or infinite: null */
+void cxr_jsonb_int(cxr_jsonb *j, int64 v);
+void cxr_jsonb_bool(cxr_jsonb *j, bool v);
+Jsonb *cxr_jsonb_finish(cxr_jsonb *j);
 
 /* images.c */
 void cxr_pg_image_error(cxr_img_status st, const char *msg);
@@ -37,6 +83,8 @@ float *cxr_pg_decode(bytea *png, int *w, int *h);
 /* Decodes, resizes to the model's input and normalises into `input`. Returns the decoded gray
  * image (palloc'd) for callers that draw on it. */
 float *cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h);
+/* Resizes a decoded gray image (w x h) to side x side; scratch bounded by the larger of the two. */
+void cxr_pg_resize(const float *gray, int w, int h, float *out, int side);
 void cxr_pg_use_threads(int n);
 /* A side x side real[] (lower bounds 1), for images and attention maps. */
 ArrayType *cxr_pg_grid_array(const float *values, int side);

@@ -3,6 +3,7 @@
 
 #include "cxr_pg.h"
 #include "cxr_blas.h"
+#include "cxr_interrupt.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -29,6 +30,9 @@ cxr_pg_image_error(cxr_img_status st, const char *msg)
     case CXR_IMG_NO_MEMORY:
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", msg)));
         break;
+    case CXR_IMG_INTERRUPTED:
+        cxr_pg_check_core_interrupt();
+        break;
     }
 }
 
@@ -39,6 +43,7 @@ cxr_pg_decode(bytea *png, int *w, int *h)
     size_t len = VARSIZE_ANY_EXHDR(png);
     char err[256];
     cxr_png_info info;
+    cxr_interrupt_clear(); /* a stop left by an earlier statement is not this one's */
     cxr_img_status st = cxr_png_read_info(buf, len, &info, err, sizeof err);
     cxr_pg_image_error(st, err);
     /* the pixel count is checked before anything is allocated */
@@ -55,15 +60,29 @@ cxr_pg_decode(bytea *png, int *w, int *h)
     return gray;
 }
 
+/* Resizes w x h to side x side; the scratch is at most max(source, destination) pixels. */
+static void
+resize(const float *gray, int w, int h, float *out, int side)
+{
+    size_t scratch = cxr_resize_scratch_floats(w, h, side, side);
+    float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, Max(scratch, 1) * sizeof(float));
+    cxr_pg_image_error(cxr_resize_bilinear(gray, w, h, out, side, side, tmp),
+                       "out of memory resizing an image");
+    pfree(tmp);
+}
+
+void
+cxr_pg_resize(const float *gray, int w, int h, float *out, int side)
+{
+    resize(gray, w, h, out, side);
+}
+
 float *
 cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h)
 {
     float *gray = cxr_pg_decode(png, w, h);
     int side = m->input_size;
-    float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, (size_t)side * *h * sizeof(float));
-    cxr_img_status st = cxr_resize_bilinear(gray, *w, *h, input, side, side, tmp);
-    cxr_pg_image_error(st, "out of memory resizing an image");
-    pfree(tmp);
+    resize(gray, *w, *h, input, side);
     cxr_normalize(input, (size_t)side * side, m->mean, m->std);
     return gray;
 }
@@ -129,8 +148,6 @@ cxr_image_gray(PG_FUNCTION_ARGS)
                         errmsg("size must be between 1 and 4096, not %d", side)));
     float *gray = cxr_pg_decode(b, &w, &h);
     float *out = palloc(sizeof(float) * side * side);
-    float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, (size_t)side * h * sizeof(float));
-    cxr_pg_image_error(cxr_resize_bilinear(gray, w, h, out, side, side, tmp),
-                       "out of memory resizing an image");
+    resize(gray, w, h, out, side);
     PG_RETURN_ARRAYTYPE_P(cxr_pg_grid_array(out, side));
 }

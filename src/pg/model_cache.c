@@ -10,6 +10,7 @@
 #include "utils/acl.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "commands/extension.h"
 #include "cxr_pg.h"
 #include "executor/spi.h"
@@ -26,7 +27,8 @@ typedef struct {
     int64 id;
 } name_entry;
 
-static cxr_cached_model *models;
+/* Entries are allocated one by one (their addresses never move); the array holds pointers. */
+static cxr_cached_model **models;
 static int n_models, cap_models;
 static name_entry *names;
 static int n_names, cap_names;
@@ -65,13 +67,24 @@ cxr_pg_schema(void)
 }
 
 static void
+free_entry(cxr_cached_model *cm)
+{
+    cxr_model_free(cm->model);
+    free(cm->input);
+    pfree(cm);
+}
+
+/* Held entries leave the cache but stay alive until their last release. */
+static void
 flush_if_stale(void)
 {
     if (!cache_stale)
         return;
     for (int i = 0; i < n_models; i++) {
-        cxr_model_free(models[i].model);
-        free(models[i].input);
+        if (models[i]->holds > 0)
+            models[i]->flushed = true;
+        else
+            free_entry(models[i]);
     }
     for (int i = 0; i < n_names; i++)
         pfree(names[i].name);
@@ -79,40 +92,33 @@ flush_if_stale(void)
     cache_stale = false;
 }
 
-/* Runs a one-row, one-column query with one parameter; returns a copy in the caller's context
- * or isnull. */
-static Datum
-query_one(const char *sql, Oid argtype, Datum arg, bool *isnull, bool byval, int typlen)
+static void
+release_hold(void *arg)
 {
-    MemoryContext caller = CurrentMemoryContext;
-    Datum result = (Datum)0;
-    *isnull = true;
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "SPI_connect failed");
-    int rc = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1);
-    if (rc != SPI_OK_SELECT)
-        elog(ERROR, "registry query failed: %s", SPI_result_code_string(rc));
-    if (SPI_processed > 0) {
-        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-        if (!*isnull) {
-            MemoryContext spi = MemoryContextSwitchTo(caller);
-            result = datumCopy(d, byval, typlen);
-            MemoryContextSwitchTo(spi);
-        }
-    }
-    SPI_finish();
-    return result;
+    cxr_cached_model *cm = arg;
+    if (--cm->holds == 0 && cm->flushed)
+        free_entry(cm);
 }
 
-static int64
-resolve_name(const char *name)
+void
+cxr_pg_model_hold(cxr_cached_model *cm, MemoryContext until)
+{
+    MemoryContextCallback *cb = MemoryContextAlloc(until, sizeof *cb);
+    cb->func = release_hold;
+    cb->arg = cm;
+    cm->holds++;
+    MemoryContextRegisterResetCallback(until, cb);
+}
+
+int64
+cxr_pg_resolve_name(const char *name)
 {
     bool isnull;
     for (int i = 0; i < n_names; i++)
         if (strcmp(names[i].name, name) == 0)
             return names[i].id;
     char *sql = psprintf("SELECT model_id FROM %s.current_models WHERE name = $1", cxr_pg_schema());
-    Datum d = query_one(sql, TEXTOID, CStringGetTextDatum(name), &isnull, true, 8);
+    Datum d = cxr_pg_query_one(sql, TEXTOID, CStringGetTextDatum(name), &isnull, true, 8);
     if (isnull) {
         if (strcmp(name, "default") == 0)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -141,7 +147,7 @@ load_model(int64 id)
     bool isnull;
     char err[CXR_ERR_LEN];
     char *sql = psprintf("SELECT weights FROM %s.models WHERE id = $1", cxr_pg_schema());
-    Datum d = query_one(sql, INT8OID, Int64GetDatum(id), &isnull, false, -1);
+    Datum d = cxr_pg_query_one(sql, INT8OID, Int64GetDatum(id), &isnull, false, -1);
     if (isnull)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("model %lld does not exist", (long long)id)));
@@ -171,9 +177,11 @@ cxr_pg_model_by_id(int64 id)
     check_read_privilege();
     flush_if_stale();
     for (int i = 0; i < n_models; i++)
-        if (models[i].id == id)
-            return &models[i];
+        if (models[i]->id == id)
+            return models[i];
     cxr_model *m = load_model(id);
+    /* loading ran a query: a change it saw must not flush the entry made from it */
+    flush_if_stale();
     float *input = malloc(sizeof(float) * m->input_size * m->input_size);
     if (!input) {
         cxr_model_free(m);
@@ -181,16 +189,18 @@ cxr_pg_model_by_id(int64 id)
     }
     if (n_models == cap_models) {
         int cap = cap_models ? cap_models * 2 : 4;
-        cxr_cached_model *grown = models ? repalloc(models, sizeof(cxr_cached_model) * cap)
-                                         : MemoryContextAlloc(TopMemoryContext,
-                                                              sizeof(cxr_cached_model) * cap);
+        cxr_cached_model **grown = models ? repalloc(models, sizeof(*models) * cap)
+                                          : MemoryContextAlloc(TopMemoryContext,
+                                                               sizeof(*models) * cap);
         models = grown;
         cap_models = cap;
     }
-    models[n_models].id = id;
-    models[n_models].model = m;
-    models[n_models].input = input;
-    return &models[n_models++];
+    cxr_cached_model *cm = MemoryContextAllocZero(TopMemoryContext, sizeof *cm);
+    cm->id = id;
+    cm->model = m;
+    cm->input = input;
+    models[n_models++] = cm;
+    return cm;
 }
 
 cxr_cached_model *
@@ -198,14 +208,14 @@ cxr_pg_model_by_name(const char *name)
 {
     check_read_privilege();
     flush_if_stale();
-    return cxr_pg_model_by_id(resolve_name(name));
+    return cxr_pg_model_by_id(cxr_pg_resolve_name(name));
 }
 
 cxr_model *
-cxr_pg_model_copy(const char *name)
+cxr_pg_model_copy(int64 id)
 {
     char err[CXR_ERR_LEN];
-    cxr_model *m = cxr_model_clone(cxr_pg_model_by_name(name)->model, err);
+    cxr_model *m = cxr_model_clone(cxr_pg_model_by_id(id)->model, err);
     if (!m)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", err)));
     return m;
@@ -219,4 +229,19 @@ cxr_registry_changed(PG_FUNCTION_ARGS)
     if (OidIsValid(deployments_relid))
         CacheInvalidateRelcacheByRelid(deployments_relid);
     PG_RETURN_VOID();
+}
+
+/* The registry's statement triggers: a trigger function cannot be called from SQL, so the
+ * invalidation is not open to PUBLIC. */
+PG_FUNCTION_INFO_V1(cxr_registry_changed_trigger);
+Datum
+cxr_registry_changed_trigger(PG_FUNCTION_ARGS)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("registry_changed_trigger() must be called as a trigger")));
+    cxr_pg_schema();
+    if (OidIsValid(deployments_relid))
+        CacheInvalidateRelcacheByRelid(deployments_relid);
+    return PointerGetDatum(NULL);
 }

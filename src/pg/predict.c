@@ -41,6 +41,7 @@ score(bytea *image, cxr_cached_model *cm, scored *out)
     out->gray = cxr_pg_prepare_input(image, cm->model, cm->input, &out->w, &out->h);
     CHECK_FOR_INTERRUPTS();
     out->logit = cxr_model_forward(cm->model, cm->input);
+    cxr_pg_check_core_interrupt();
 }
 
 static MemoryContext
@@ -126,11 +127,11 @@ attention_overlay(FunctionCallInfo fcinfo, bool by_id)
     cxr_cached_model *cm = s.cm;
     /* drawn at the model's input size: the resolution the network saw */
     int n = cm->model->input_size;
-    /* scratch: the image's resize pass (n x h) and then the map's (n x n, plus n x side) */
-    size_t scratch = (size_t)n * n + (size_t)n * Max(s.h, side);
-    float *gray = palloc(sizeof(float) * n * n), *tmp = MemoryContextAllocHuge(ctx, sizeof(float) * scratch);
-    cxr_pg_image_error(cxr_resize_bilinear(s.gray, s.w, s.h, gray, n, n, tmp),
-                       "out of memory resizing an image");
+    float *gray = palloc(sizeof(float) * n * n);
+    cxr_pg_resize(s.gray, s.w, s.h, gray, n);
+    /* the map's scratch: the n x n upsampled map and its resize pass */
+    size_t scratch = (size_t)n * n + cxr_resize_scratch_floats(side, side, n, n);
+    float *tmp = MemoryContextAllocHuge(ctx, sizeof(float) * scratch);
     uint8 *rgb = palloc((size_t)n * n * 3);
     cxr_heatmap_overlay(gray, n, n, cxr_model_attention(cm->model, layer), side, rgb, tmp);
     uint8 *png = NULL;
@@ -160,18 +161,30 @@ cxr_model_validate(PG_FUNCTION_ARGS)
     if (!m)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid model file: %s", err)));
-    char *meta = psprintf("{\"arch\": \"%s\", \"input_size\": %d, \"in_channels\": %d, "
-                          "\"mean\": %.9g, \"std\": %.9g%s%s%s}",
-                          m->arch->name, m->input_size, m->in_channels, m->mean, m->std,
-                          m->arch->n_taps ? ", \"attention_score\": \"" : "",
-                          m->arch->n_taps ? (m->attention_scaled ? "scaled_dot" : "dot") : "",
-                          m->arch->n_taps ? "\"" : "");
+    cxr_jsonb meta = {0};
+    cxr_jsonb_begin(&meta, false);
+    cxr_jsonb_key(&meta, "arch");
+    cxr_jsonb_string(&meta, m->arch->name);
+    cxr_jsonb_key(&meta, "input_size");
+    cxr_jsonb_int(&meta, m->input_size);
+    cxr_jsonb_key(&meta, "in_channels");
+    cxr_jsonb_int(&meta, m->in_channels);
+    /* float32 values, written with the digits that identify them */
+    cxr_jsonb_key(&meta, "mean");
+    cxr_jsonb_number(&meta, strtod(psprintf("%.9g", m->mean), NULL));
+    cxr_jsonb_key(&meta, "std");
+    cxr_jsonb_number(&meta, strtod(psprintf("%.9g", m->std), NULL));
+    if (m->arch->n_taps) {
+        cxr_jsonb_key(&meta, "attention_score");
+        cxr_jsonb_string(&meta, m->attention_scaled ? "scaled_dot" : "dot");
+    }
+    cxr_jsonb_end(&meta);
     char *arch = pstrdup(m->arch->name);
     cxr_model_free(m);
     if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
         elog(ERROR, "return type must be a row type");
     Datum values[2] = {CStringGetTextDatum(arch),
-                       DirectFunctionCall1(jsonb_in, CStringGetDatum(meta))};
+                       JsonbPGetDatum(cxr_jsonb_finish(&meta))};
     bool nulls[2] = {0};
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -14,6 +14,9 @@
 #include "cxr_pg.h"
 #include "cxr_train.h"
 #include "cxr_train_state.h"
+#include "cxr_interrupt.h"
+#include "catalog/namespace.h"
+#include "utils/acl.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -170,6 +173,7 @@ predict_all(cxr_model *m, const cxr_dataset *d, double *prob)
         CHECK_FOR_INTERRUPTS();
         cxr_make_batch(d, &i, 1, NULL, 0, 0, m->mean, m->std, input);
         prob[i] = cxr_sigmoid(cxr_model_forward(m, input));
+        cxr_pg_check_core_interrupt();
     }
     pfree(input);
 }
@@ -193,6 +197,7 @@ fetch_training_state(const char *name, bytea **state)
     bool isnull;
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
+    int level = cxr_pg_pin_search_path();
     if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
         elog(ERROR, "reading the training state of \"%s\" failed", name);
     if (SPI_processed == 0)
@@ -208,6 +213,108 @@ fetch_training_state(const char *name, bytea **state)
     MemoryContext spi = MemoryContextSwitchTo(outer);
     *state = (bytea *)PG_DETOAST_DATUM_COPY(d);
     MemoryContextSwitchTo(spi);
+    cxr_pg_unpin_search_path(level);
+    SPI_finish();
+    return id;
+}
+
+/* Everything cxr_train will store must be storable by the caller: checked before any image is
+ * decoded, so that a caller without rights, or with another role's name, wastes nothing. */
+static void
+check_rights_to_store(const char *name, bool deploy, bool resume)
+{
+    static const struct {
+        const char *table;
+        AclMode mode;
+        int when; /* 0 always, 1 when deploying, 2 when resuming */
+    } needed[] = {
+        {"models", ACL_SELECT, 0},           {"models", ACL_INSERT, 0},
+        {"deployments", ACL_SELECT, 0},      {"deployments", ACL_INSERT, 1},
+        {"training_history", ACL_INSERT, 0}, {"training_states", ACL_INSERT, 0},
+        {"training_history", ACL_SELECT, 2}, {"training_states", ACL_SELECT, 2},
+    };
+    Oid nsp = get_namespace_oid(cxr_pg_schema(), false);
+    for (size_t i = 0; i < lengthof(needed); i++) {
+        if ((needed[i].when == 1 && !deploy) || (needed[i].when == 2 && !resume))
+            continue;
+        Oid rel = get_relname_relid(needed[i].table, nsp);
+        if (!OidIsValid(rel) || pg_class_aclcheck(rel, GetUserId(), needed[i].mode) != ACLCHECK_OK)
+            ereport(ERROR,
+                    (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                     errmsg("permission denied to train models: %s on cxr.%s is missing",
+                            needed[i].mode == ACL_INSERT ? "INSERT" : "SELECT", needed[i].table),
+                     errdetail("cxr_train stores a model row, its history and its training state "
+                               "(and a deployment unless deploy => false)."),
+                     errhint("GRANT SELECT, INSERT ON cxr.models, cxr.deployments, "
+                             "cxr.training_history, cxr.training_states TO the role.")));
+    }
+    bool isnull;
+    Datum ok = cxr_pg_query_one(psprintf("SELECT %s.name_writable($1)", cxr_pg_schema()), TEXTOID,
+                                CStringGetTextDatum(name), &isnull, true, 1);
+    if (isnull || !DatumGetBool(ok))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("model name \"%s\" belongs to another role", name)));
+}
+
+/* The library serves older SQL for scoring, but training stores rows the current SQL defines. */
+static void
+require_current_sql(void)
+{
+    bool isnull;
+    Datum v = cxr_pg_query_one("SELECT extversion FROM pg_catalog.pg_extension "
+                               "WHERE extname = $1", TEXTOID, CStringGetTextDatum("cxr_attn"),
+                               &isnull, false, -1);
+    if (isnull || strcmp(TextDatumGetCString(v), CXR_SQL_VERSION) != 0)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the cxr_attn extension in this database is older than its library"),
+                        errhint("Run ALTER EXTENSION cxr_attn UPDATE.")));
+}
+
+/* Stores the model row (validated by the registry's trigger, under the caller's rights and row
+ * security), the run's state and its history; a resumed run's history starts with the rows of
+ * the model it resumed. Returns the new model's id. */
+static int64
+store_trained(const char *name, bytea *weights, bool deploy, Jsonb *metrics, Jsonb *history,
+              bytea *state, int64 resumed_from)
+{
+    const char *x = cxr_pg_schema();
+    bool isnull;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    int level = cxr_pg_pin_search_path();
+    Oid import_types[4] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID};
+    Datum import_args[4] = {CStringGetTextDatum(name), PointerGetDatum(weights),
+                            BoolGetDatum(deploy), JsonbPGetDatum(metrics)};
+    if (SPI_execute_with_args(psprintf("SELECT %s.cxr_model_import($1, $2, $3, $4)", x), 4,
+                              import_types, import_args, NULL, false, 1) != SPI_OK_SELECT ||
+        SPI_processed != 1)
+        elog(ERROR, "storing the trained model failed");
+    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    if (resumed_from) {
+        Oid types[2] = {INT8OID, INT8OID};
+        Datum args[2] = {Int64GetDatum(id), Int64GetDatum(resumed_from)};
+        if (SPI_execute_with_args(
+                psprintf("INSERT INTO %s.training_history SELECT $1, h.epoch, h.train_loss, "
+                         "h.train_accuracy, h.val_loss, h.val_accuracy, h.seconds "
+                         "FROM %s.training_history h WHERE h.model_id = $2", x, x),
+                2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+            elog(ERROR, "copying the resumed run's history failed");
+    }
+    Oid state_types[2] = {INT8OID, BYTEAOID};
+    Datum state_args[2] = {Int64GetDatum(id), PointerGetDatum(state)};
+    if (SPI_execute_with_args(psprintf("INSERT INTO %s.training_states VALUES ($1, $2)", x), 2,
+                              state_types, state_args, NULL, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "storing the training state failed");
+    Oid hist_types[2] = {INT8OID, JSONBOID};
+    Datum hist_args[2] = {Int64GetDatum(id), JsonbPGetDatum(history)};
+    if (SPI_execute_with_args(
+            psprintf("INSERT INTO %s.training_history SELECT $1, (h ->> 'epoch')::int, "
+                     "(h ->> 'train_loss')::float8, (h ->> 'train_accuracy')::float8, "
+                     "(h ->> 'val_loss')::float8, (h ->> 'val_accuracy')::float8, "
+                     "(h ->> 'seconds')::float8 FROM jsonb_array_elements($2) h", x),
+            2, hist_types, hist_args, NULL, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "storing the training history failed");
+    cxr_pg_unpin_search_path(level);
     SPI_finish();
     return id;
 }
@@ -252,7 +359,7 @@ cxr_train(PG_FUNCTION_ARGS)
     bool deploy = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
     char *init_model = PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10));
     char *score = PG_ARGISNULL(11) ? "scaled_dot" : text_to_cstring(PG_GETARG_TEXT_PP(11));
-    /* 0.1.0's declaration has no resume argument, and its cxr_store_trained cannot store states */
+    /* 0.1.0's declaration has no resume argument */
     if (PG_NARGS() < 13)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("the cxr_attn extension in this database is older than its library"),
@@ -261,9 +368,26 @@ cxr_train(PG_FUNCTION_ARGS)
     char err[CXR_ERR_LEN];
 
     InitMaterializedSRF(fcinfo, 0);
+    cxr_interrupt_clear();
+    /* Everything is checked before the first image is decoded: the SQL, the arguments, the
+     * caller's rights and name, the starting model and the memory the run will take. */
+    require_current_sql();
+    if (name[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the model name must not be empty")));
     if (strcmp(score, "dot") != 0 && strcmp(score, "scaled_dot") != 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("attention_score must be \"dot\" or \"scaled_dot\", not \"%s\"", score)));
+    if (!init_model && !cxr_arch_find(arch))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("unknown architecture \"%s\" (known: %s)", arch, cxr_arch_names())));
+    if (resume && !init_model)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("resume needs init_model: the model whose run to continue")));
+    if (init_model && init_model[0] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("init_model must not be empty")));
+    check_rights_to_store(name, deploy, resume);
 
     MemoryContext train_ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_train",
                                                     ALLOCSET_DEFAULT_SIZES);
@@ -274,20 +398,13 @@ cxr_train(PG_FUNCTION_ARGS)
     cb->arg = res;
     MemoryContextRegisterResetCallback(train_ctx, cb);
 
-    if (resume && !init_model)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("resume needs init_model: the model whose run to continue")));
-
     bytea *resume_state = NULL;
     int64 resume_from = 0;
     if (resume) {
-        char cerr[CXR_ERR_LEN];
         resume_from = fetch_training_state(init_model, &resume_state);
-        res->model = cxr_model_clone(cxr_pg_model_by_id(resume_from)->model, cerr);
-        if (!res->model)
-            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", cerr)));
+        res->model = cxr_pg_model_copy(resume_from);
     } else if (init_model) {
-        res->model = cxr_pg_model_copy(init_model);
+        res->model = cxr_pg_model_copy(cxr_pg_resolve_name(init_model));
     } else {
         res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0, 299,
                                       (uint64_t)(uint32)seed, err);
@@ -302,7 +419,20 @@ cxr_train(PG_FUNCTION_ARGS)
                         errmsg("init_model \"%s\" is a %s, not a %s", init_model,
                                m->arch->name, arch)));
 
+    /* One budget for the whole run: the optimiser and activations of a batch, the batch's
+     * inputs, the best epoch's weights, and then the decoded images. */
     size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
+    size_t img_floats = (size_t)m->input_size * m->input_size;
+    size_t fixed = cxr_trainer_bytes(m, batch) + sizeof(float) * img_floats * batch +
+                   sizeof(float) * m->n_params * 2 + cxr_model_workspace_bytes(m);
+    if (fixed >= budget)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("training %s at batch_size %d needs %zu MB before any image is "
+                               "loaded, more than cxr_attn.training_memory (%d MB)",
+                               m->arch->name, batch, (fixed >> 20) + 1, cxr_training_memory_mb),
+                        errhint("Lower batch_size, or ask a superuser to raise "
+                                "cxr_attn.training_memory.")));
+    budget -= fixed;
     cxr_dataset train = {0}, val = {0};
     double t_load = seconds_now();
     load_rows(train_query, "training", m, &train, &budget);
@@ -367,11 +497,14 @@ cxr_train(PG_FUNCTION_ARGS)
             CHECK_FOR_INTERRUPTS();
             cxr_make_batch(&train, order + start, n, augment ? &aug : NULL, run_seed,
                            (uint64_t)e * train.n + start, m->mean, m->std, inputs);
+            cxr_pg_check_core_interrupt();
             for (int k = 0; k < n; k++)
                 labels[k] = train.labels[order[start + k]];
             double loss = cxr_trainer_forward_backward(res->trainer, inputs, labels, n,
                                                        cxr_splitmix64(run_seed ^ (uint64_t)res->trainer->step),
                                                        logits);
+            /* a step the core stopped early is never applied */
+            cxr_pg_check_core_interrupt();
             cxr_trainer_apply_adam(res->trainer);
             if (!isfinite(loss))
                 ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -443,46 +576,66 @@ cxr_train(PG_FUNCTION_ARGS)
     memcpy(VARDATA(weights), bytes, nbytes);
     free(bytes);
 
-    StringInfoData hist, metrics;
-    initStringInfo(&hist);
-    appendStringInfoChar(&hist, '[');
+    cxr_jsonb hist = {0}, metrics = {0};
+    cxr_jsonb_begin(&hist, true);
     for (int e = 0; e < epochs; e++) {
         epoch_row *h = &history[e];
-        appendStringInfo(&hist, "%s{\"epoch\": %d, \"train_loss\": %.9g, \"train_accuracy\": %.9g, "
-                         "\"val_loss\": %s, \"val_accuracy\": %s, \"seconds\": %.3f}",
-                         e ? ", " : "", h->epoch, h->train_loss, h->train_acc,
-                         isnan(h->val_loss) ? "null" : psprintf("%.9g", h->val_loss),
-                         isnan(h->val_acc) ? "null" : psprintf("%.9g", h->val_acc), h->seconds);
+        cxr_jsonb_begin(&hist, false);
+        cxr_jsonb_key(&hist, "epoch");
+        cxr_jsonb_int(&hist, h->epoch);
+        cxr_jsonb_key(&hist, "train_loss");
+        cxr_jsonb_number(&hist, h->train_loss);
+        cxr_jsonb_key(&hist, "train_accuracy");
+        cxr_jsonb_number(&hist, h->train_acc);
+        cxr_jsonb_key(&hist, "val_loss");
+        cxr_jsonb_number(&hist, h->val_loss);
+        cxr_jsonb_key(&hist, "val_accuracy");
+        cxr_jsonb_number(&hist, h->val_acc);
+        cxr_jsonb_key(&hist, "seconds");
+        cxr_jsonb_number(&hist, h->seconds);
+        cxr_jsonb_end(&hist);
     }
-    appendStringInfoChar(&hist, ']');
-    initStringInfo(&metrics);
-    appendStringInfo(&metrics,
-                     "{\"trained_by\": \"cxr_train\", \"epochs\": %d, \"best_epoch\": %d, "
-                     "\"train_images\": %d, \"val_images\": %d, \"batch_size\": %d, "
-                     "\"learning_rate\": %.9g, \"augment\": %s, \"seed\": %d, \"threads\": %d, "
-                     "\"seconds\": %.1f, \"first_epoch\": %d, \"resumed\": %s, "
-                     "\"init_model\": %s%s%s%s}",
-                     epochs, best_epoch, train.n, val.n, batch, lr, augment ? "true" : "false",
-                     seed, cxr_training_threads, seconds_now() - t_start, first + 1,
-                     resume ? "true" : "false", init_model ? "\"" : "null",
-                     init_model ? init_model : "", init_model ? "\"" : "",
-                     val.n ? psprintf(", \"val_accuracy\": %.9g, \"val_loss\": %.9g", best_acc, best_loss) : "");
+    cxr_jsonb_end(&hist);
 
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "SPI_connect failed");
-    /* a resumed run's model carries the whole run's history: resumed_from's rows, then these */
-    Oid types[7] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID, JSONBOID, BYTEAOID, INT8OID};
-    Datum vals[7] = {CStringGetTextDatum(name), PointerGetDatum(weights), BoolGetDatum(deploy),
-                     DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics.data)),
-                     DirectFunctionCall1(jsonb_in, CStringGetDatum(hist.data)),
-                     PointerGetDatum(state), Int64GetDatum(resume_from)};
-    char nulls[8] = "       ";
-    nulls[6] = resume ? ' ' : 'n';
-    char *sql = psprintf("SELECT %s.cxr_store_trained($1, $2, $3, $4, $5, $6, $7)", cxr_pg_schema());
-    int rc = SPI_execute_with_args(sql, 7, types, vals, nulls, false, 1);
-    if (rc != SPI_OK_SELECT)
-        elog(ERROR, "storing the trained model failed: %s", SPI_result_code_string(rc));
-    SPI_finish();
+    cxr_jsonb_begin(&metrics, false);
+    cxr_jsonb_key(&metrics, "trained_by");
+    cxr_jsonb_string(&metrics, "cxr_train");
+    cxr_jsonb_key(&metrics, "epochs");
+    cxr_jsonb_int(&metrics, epochs);
+    cxr_jsonb_key(&metrics, "best_epoch");
+    cxr_jsonb_int(&metrics, best_epoch);
+    cxr_jsonb_key(&metrics, "train_images");
+    cxr_jsonb_int(&metrics, train.n);
+    cxr_jsonb_key(&metrics, "val_images");
+    cxr_jsonb_int(&metrics, val.n);
+    cxr_jsonb_key(&metrics, "batch_size");
+    cxr_jsonb_int(&metrics, batch);
+    cxr_jsonb_key(&metrics, "learning_rate");
+    cxr_jsonb_number(&metrics, lr);
+    cxr_jsonb_key(&metrics, "augment");
+    cxr_jsonb_bool(&metrics, augment);
+    cxr_jsonb_key(&metrics, "seed");
+    cxr_jsonb_int(&metrics, seed);
+    cxr_jsonb_key(&metrics, "threads");
+    cxr_jsonb_int(&metrics, cxr_training_threads);
+    cxr_jsonb_key(&metrics, "seconds");
+    cxr_jsonb_number(&metrics, round((seconds_now() - t_start) * 10) / 10);
+    cxr_jsonb_key(&metrics, "first_epoch");
+    cxr_jsonb_int(&metrics, first + 1);
+    cxr_jsonb_key(&metrics, "resumed");
+    cxr_jsonb_bool(&metrics, resume);
+    cxr_jsonb_key(&metrics, "init_model");
+    cxr_jsonb_string(&metrics, init_model); /* the caller's text, escaped by the writer */
+    if (val.n) {
+        cxr_jsonb_key(&metrics, "val_accuracy");
+        cxr_jsonb_number(&metrics, best_acc);
+        cxr_jsonb_key(&metrics, "val_loss");
+        cxr_jsonb_number(&metrics, best_loss);
+    }
+    cxr_jsonb_end(&metrics);
+
+    store_trained(name, weights, deploy, cxr_jsonb_finish(&metrics), cxr_jsonb_finish(&hist),
+                  state, resume ? resume_from : 0);
 
     MemoryContextSwitchTo(old);
     for (int e = 0; e < epochs; e++) {
@@ -511,6 +664,9 @@ cxr_evaluate(PG_FUNCTION_ARGS)
                                               ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(ctx);
     cxr_cached_model *cm = cxr_pg_model_by_name(model);
+    /* the query below is user code: it may change the registry and flush the cache */
+    cxr_pg_model_hold(cm, ctx);
+    cxr_interrupt_clear();
     size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
     cxr_dataset d = {0};
     load_rows(query, "evaluation", cm->model, &d, &budget);

@@ -183,8 +183,12 @@ SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 0)
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, learning_rate => -1);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, attention_score => 'cosine');
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, init_model => 'no_such_model');
+-- training_memory bounds the run's optimiser and activations (refused before any image is
+-- decoded), and then the decoded images
 SET cxr_attn.training_memory = '1MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$);
+SET cxr_attn.training_memory = '105MB';
+SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 1);
 RESET cxr_attn.training_memory;
 SELECT cxr.cxr_evaluate('blob_model', $$SELECT image, label FROM blobs WHERE false$$);
 SELECT count(*) AS bad_rows FROM cxr.models WHERE name = 'bad';

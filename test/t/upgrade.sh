@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# The upgrade path: a database created at 0.1.0 keeps its models through ALTER EXTENSION UPDATE,
-# ends up with exactly the objects of a fresh 0.2.0 install, and roles that could train before
-# can train (and resume) after.
+# The upgrade paths: a database created at 0.2.0 (the previous release) or at 0.1.0 keeps its
+# models through ALTER EXTENSION UPDATE, ends up with exactly the objects of a fresh install of
+# the current version, and roles that could train before can train (and resume) after.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..8"
-old=cxr_up_old
+echo "1..15"
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" cxr_attn.control)
 new=cxr_up_new
-psql -X -q -c "DROP DATABASE IF EXISTS $old" -c "DROP DATABASE IF EXISTS $new" \
-     -c "CREATE DATABASE $old" -c "CREATE DATABASE $new"
+psql -X -q -c "DROP DATABASE IF EXISTS $new" -c "CREATE DATABASE $new"
 psql -X -q -c "DROP ROLE IF EXISTS cxr_up_modeler" -c "CREATE ROLE cxr_up_modeler"
 tmp=$(mktemp -d)
 
@@ -48,60 +47,77 @@ SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'cxr_attn';
 SQL
 }
 
-# 0.1.0, with a user's model and a role allowed to train, as its comments said
-export PGDATABASE=$old
-q -c "CREATE EXTENSION cxr_attn VERSION '0.1.0'"
-q -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
-  -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
-  -c "GRANT SELECT, INSERT ON cxr.training_history TO cxr_up_modeler"
-q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)"
-for i in 0 1 2 3; do
-    q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
-done
-q -c "SELECT cxr.cxr_model_import('users_model', cxr.cxr_model_export('default'))" >/dev/null
-q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/before.txt"
-err=$(psql -X -Atq -c "SELECT count(*) FROM cxr.cxr_train('x', 'SELECT image, label FROM imgs', epochs => 1)" 2>&1)
-echo "# $err"
-echo "$err" | grep -q "older than its library"
-ok $? "training on 0.1.0's SQL with the new library asks for ALTER EXTENSION UPDATE"
-
-q -c "ALTER EXTENSION cxr_attn UPDATE"
-q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/after.txt"
-[ -s "$tmp/before.txt" ] && cmp -s "$tmp/before.txt" "$tmp/after.txt"
-ok $? "the user's model survives the upgrade and scores the same"
-
-grants=$(q -c "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM information_schema.role_table_grants
-               WHERE grantee = 'cxr_up_modeler' AND table_name = 'training_states'")
-[ "$grants" = "INSERT,SELECT" ]
-ok $? "a role that could train gets the same rights on the new training_states table ($grants)"
-
-# the fresh install, with the grants the comments of 0.2.0 ask for
+# the fresh install, with the grants the comments of the current script ask for
 PGDATABASE=$new q -c "CREATE EXTENSION cxr_attn" \
   -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
   -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
   -c "GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_up_modeler"
-describe $old > "$tmp/old.txt" && describe $new > "$tmp/new.txt"
-ok $? "both catalogs described"
-diff "$tmp/old.txt" "$tmp/new.txt" | sed 's/^/# /' | head -40
-cmp -s "$tmp/old.txt" "$tmp/new.txt"
-ok $? "0.1.0 + upgrade script has exactly the objects of a fresh 0.2.0 ($(wc -l < "$tmp/new.txt") catalog lines compared)"
-grep -q "^version 0.2.0$" "$tmp/old.txt"
-ok $? "the upgraded database reports version 0.2.0"
+describe $new > "$tmp/new.txt"
 
-# the role trains and resumes after the upgrade
-q -c "GRANT SELECT ON imgs TO cxr_up_modeler"
-train() {
-    psql -X -Atq -v ON_ERROR_STOP=1 -c "SET ROLE cxr_up_modeler" -c "SET client_min_messages = warning" \
-        -c "SELECT count(*) FROM cxr.cxr_train('$1', 'SELECT image, label FROM imgs', epochs => 1, batch_size => 4 $2)"
-}
-train up_a "" >/dev/null
-ok $? "the modeler role trains after the upgrade"
-train up_b ", init_model => 'up_a', resume => true" >/dev/null &&
-    [ "$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history h
-               JOIN cxr.current_models c USING (model_id) WHERE c.name = 'up_b'")" = "1,2" ]
-ok $? "and resumes its run (history 1,2)"
+for from in 0.1.0 0.2.0; do
+    old=cxr_up_${from//./_}
+    export PGDATABASE=$old
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old"
+    # the old version, with a user's model and a role allowed to train, as its comments said
+    q -c "CREATE EXTENSION cxr_attn VERSION '$from'"
+    q -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
+      -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
+      -c "GRANT SELECT, INSERT ON cxr.training_history TO cxr_up_modeler"
+    [ "$from" = 0.2.0 ] && q -c "GRANT SELECT, INSERT ON cxr.training_states TO cxr_up_modeler"
+    q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)" -c "GRANT SELECT ON imgs TO cxr_up_modeler"
+    for i in 0 1 2 3; do
+        q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
+    done
+    # a model owned by the modeler role, and one whose metrics claim to be the shipped model
+    # (0.1.0 and 0.2.0 let any caller write that mark; pg_dump then left the row out)
+    q -c "SET ROLE cxr_up_modeler" -c "SELECT cxr.cxr_model_import('users_model', cxr.cxr_model_export('default'))" >/dev/null
+    q -c "SET ROLE cxr_up_modeler" \
+      -c "SELECT cxr.cxr_model_import('claims_shipped', cxr.cxr_model_export('default'), true, '{\"shipped\": true}')" >/dev/null
+    q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/before.txt"
+    err=$(psql -X -Atq -c "SELECT count(*) FROM cxr.cxr_train('x', 'SELECT image, label FROM imgs', epochs => 1)" 2>&1)
+    echo "# $err"
+    echo "$err" | grep -q "older than its library"
+    ok $? "$from: training on $from's SQL with the new library asks for ALTER EXTENSION UPDATE"
 
-psql -X -q -d postgres -c "DROP DATABASE $old" -c "DROP DATABASE $new"
+    q -c "ALTER EXTENSION cxr_attn UPDATE"
+    q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/after.txt"
+    [ -s "$tmp/before.txt" ] && cmp -s "$tmp/before.txt" "$tmp/after.txt"
+    ok $? "$from: the user's model survives the upgrade and scores the same"
+    owners=$(q -c "SELECT string_agg(DISTINCT owner::text || ':' || pg_typeof(owner), ',') FROM cxr.models WHERE name <> 'default'")
+    [ "$owners" = "cxr_up_modeler:regrole" ]
+    ok $? "$from: owners become role ids of the same roles ($owners)"
+    [ "$(q -c "SELECT count(*) FROM cxr.models WHERE metrics ? 'shipped' AND name <> 'default'")" = 0 ] &&
+        [ "$(q -c "SELECT count(*) FROM cxr.models WHERE metrics ? 'shipped' AND name = 'default'")" = 1 ]
+    ok $? "$from: only the extension's own model keeps the shipped mark (pg_dump keeps the others)"
+
+    grants=$(q -c "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM information_schema.role_table_grants
+                   WHERE grantee = 'cxr_up_modeler' AND table_name = 'training_states'")
+    [ "$grants" = "INSERT,SELECT" ]
+    ok $? "$from: a role that could train has the same rights on training_states ($grants)"
+
+    describe $old > "$tmp/old.txt"
+    diff "$tmp/old.txt" "$tmp/new.txt" | sed 's/^/# /' | head -40
+    cmp -s "$tmp/old.txt" "$tmp/new.txt"
+    ok $? "$from + upgrade scripts has exactly the objects of a fresh $current ($(wc -l < "$tmp/new.txt") catalog lines compared)"
+    grep -q "^version $current$" "$tmp/old.txt"
+    ok $? "$from: the upgraded database reports version $current"
+
+    # the role trains and resumes after the upgrade
+    train() {
+        psql -X -Atq -v ON_ERROR_STOP=1 -c "SET ROLE cxr_up_modeler" -c "SET client_min_messages = warning" \
+            -c "SELECT count(*) FROM cxr.cxr_train('$1', 'SELECT image, label FROM imgs', epochs => 1, batch_size => 4 $2)"
+    }
+    if [ "$from" = 0.2.0 ]; then
+        train up_a "" >/dev/null &&
+        train up_b ", init_model => 'up_a', resume => true" >/dev/null &&
+            [ "$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history h
+                       JOIN cxr.current_models c USING (model_id) WHERE c.name = 'up_b'")" = "1,2" ]
+        ok $? "$from: the modeler role trains and resumes its run after the upgrade (history 1,2)"
+    fi
+    psql -X -q -d postgres -c "DROP DATABASE $old"
+done
+
+psql -X -q -d postgres -c "DROP DATABASE $new"
 psql -X -q -d postgres -c "DROP ROLE cxr_up_modeler"
 rm -rf "$tmp"
 exit $tap_failed

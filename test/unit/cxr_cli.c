@@ -3,7 +3,9 @@
  *   cxr_cli init ARCH SCORE SEED OUT.safetensors     random (Xavier) model, for tests
  *   cxr_cli predict MODEL PNG...                      probability per image
  *   cxr_cli attention MODEL PNG LAYER                 the attention map, one row per line
- *   cxr_cli info MODEL                                arch, score, parameters, workspace */
+ *   cxr_cli info MODEL                                arch, score, parameters, workspace
+ *   cxr_cli state ARCH SCORE SEED OUT                 training state after one Adam step on
+ *                                                     random input (batch 2), for fuzz seeds */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "cxr_blas.h"
 #include "cxr_image.h"
 #include "cxr_model.h"
+#include "cxr_train_state.h"
 #include "harness.h"
 
 static cxr_model *
@@ -46,7 +49,8 @@ prepare(const cxr_model *m, const char *path, float *input)
     }
     size_t px = (size_t)info.width * info.height;
     float *gray = malloc(sizeof(float) * px);
-    float *tmp = malloc(sizeof(float) * m->input_size * info.height);
+    float *tmp = malloc(sizeof(float) * cxr_resize_scratch_floats((int)info.width, (int)info.height,
+                                                                  m->input_size, m->input_size));
     if (cxr_png_decode_gray(buf, len, px, gray, px, err, sizeof err) != CXR_IMG_OK) {
         fprintf(stderr, "%s: %s\n", path, err);
         exit(2);
@@ -104,6 +108,35 @@ main(int argc, char **argv)
                 printf("%.9g%c", a[y * side + x], x + 1 < side ? ' ' : '\n');
         return 0;
     }
+    if (argc == 6 && strcmp(argv[1], "state") == 0) {
+        enum { BATCH = 2 };
+        uint64_t seed = strtoull(argv[4], NULL, 10);
+        cxr_model *m = cxr_model_create(argv[2], strcmp(argv[3], "scaled_dot") == 0, 299, seed,
+                                        err);
+        if (!m) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        cxr_adam_config adam = {1e-3f, 0.9f, 0.999f, 1e-8f};
+        cxr_trainer *t = cxr_trainer_create(m, BATCH, &adam);
+        size_t img = (size_t)m->input_size * m->input_size;
+        float *images = malloc(sizeof(float) * img * BATCH), labels[BATCH] = {1, 0};
+        if (!t || !images)
+            return 2;
+        for (size_t i = 0; i < img * BATCH; i++)
+            images[i] = 2.0f * cxr_uniform(seed, i) - 1.0f;
+        if (!isfinite(cxr_trainer_forward_backward(t, images, labels, BATCH, seed, NULL)))
+            return 2;
+        cxr_trainer_apply_adam(t);
+        cxr_run_progress p = {1, 1, NAN, NAN};
+        uint8_t *buf;
+        size_t len;
+        FILE *f = fopen(argv[5], "wb");
+        if (!f || cxr_train_state_save(t, &p, &buf, &len) || fwrite(buf, 1, len, f) != len ||
+            fclose(f))
+            return 2;
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "info") == 0) {
         cxr_model *m = load(argv[2]);
         printf("arch %s\nattention_score %s\nparameters %zu\nworkspace_bytes %zu\nkernels %s\n",
@@ -111,6 +144,6 @@ main(int argc, char **argv)
                cxr_model_workspace_bytes(m), cxr_blas_describe());
         return 0;
     }
-    fprintf(stderr, "usage: cxr_cli init|predict|attention|info ... (see source)\n");
+    fprintf(stderr, "usage: cxr_cli init|predict|attention|info|state ... (see source)\n");
     return 2;
 }

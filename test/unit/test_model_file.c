@@ -133,6 +133,27 @@ main(void)
     expect_refused("NaN weights", buf, valid_len, "NaN");
     free(buf);
 
+    /* BatchNorm running variance: zero is a valid (if degenerate) variance; a negative one
+     * is impossible for a variance and would make every activation after it NaN */
+    {
+        const cxr_param_info *rv = cxr_model_tensor(m, "bn2.running_var");
+        float *p = m->params + rv->offset + 5, keep = *p;
+        uint8_t *file;
+        size_t flen;
+        *p = 0.0f;
+        CHECK(cxr_model_save(m, &file, &flen) == 0, "save");
+        cxr_model *z = cxr_model_load(file, flen, err);
+        CHECK(z != NULL, "zero running variance refused: %s", err);
+        cxr_model_free(z);
+        free(file);
+        *p = -1.0f;
+        CHECK(cxr_model_save(m, &file, &flen) == 0, "save");
+        expect_refused("negative running variance", file, flen,
+                       "tensor \"bn2.running_var\" has a negative value");
+        free(file);
+        *p = keep;
+    }
+
     /* random byte flips in the header: refused or loaded, never a crash */
     int loaded = 0;
     for (int r = 0; r < 3000; r++) {

@@ -115,6 +115,11 @@ main(void)
     memcpy(bad + 8 + hl + (np + nt) * 4, &neg, 4);
     expect_refused("negative second moment", resumed, bad, len, "negative second moments");
     memcpy(bad, buf, len);
+    const cxr_param_info *rv = cxr_model_tensor(whole->model, "bn3.running_var");
+    memcpy(bad + 8 + hl + (rv->offset + 2) * 4, &neg, 4); /* params come first */
+    expect_refused("negative running variance", resumed, bad, len,
+                   "tensor \"bn3.running_var\" has a negative value");
+    memcpy(bad, buf, len);
     float inf = INFINITY;
     memcpy(bad + 8 + hl + 4, &inf, 4);
     expect_refused("infinite weight", resumed, bad, len, "infinite");
