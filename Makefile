@@ -61,10 +61,10 @@ check-core: $(UNIT_TESTS) test/fixtures/.done
 # ---- fuzzing (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
 # Four targets: PNG decoding, model files, training states, resizing. Each starts from real
 # files, written afresh into $(FUZZ_SEEDS) (any seed step that fails stops make); what a
-# fuzzer finds accumulates in $(FUZZ_CORPUS), crashes land in $(FUZZ_CRASHES).
+# PNG or resize fuzzer finds accumulates in $(FUZZ_CORPUS); crashes land in $(FUZZ_CRASHES).
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Isrc/core
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,test/bin/%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_SEEDS = test/bin/fuzz_seeds
@@ -107,6 +107,8 @@ fuzz-seeds: test/bin/cxr_cli
 	printf '\000\012\000\012\001\377\001\377\020' | cat - test/data/xray2.png > $(FUZZ_SEEDS)/resize/grow
 
 fuzz: $(FUZZ_TARGETS) fuzz-seeds
+	@# units found in model files and states are megabytes each: start those afresh every run
+	rm -rf $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state
 	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state $(FUZZ_CORPUS)/resize
 	test/bin/fuzz_png $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/png- \
 		$(FUZZ_CORPUS)/png $(FUZZ_SEEDS)/png

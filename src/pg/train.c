@@ -6,6 +6,7 @@
  * an ERROR or a cancel frees it and stores nothing. */
 #include "postgres.h"
 
+#include <limits.h>
 #include <math.h>
 #include <time.h>
 
@@ -136,7 +137,10 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
                                 errhint("Raise cxr_attn.training_memory or train on fewer rows.")));
             *budget_left -= per_image;
             if (d->n == d->capacity) {
-                d->capacity = d->capacity ? d->capacity * 2 : 256;
+                /* grow, but never past what the budget can still hold */
+                size_t fits = (size_t)d->n + *budget_left / per_image;
+                size_t want = d->capacity ? (size_t)d->capacity * 2 : 256;
+                d->capacity = (int)Min(Min(want, fits), (size_t)INT_MAX);
                 MemoryContext o = MemoryContextSwitchTo(outer);
                 d->pixels = d->pixels ? repalloc_huge(d->pixels, (size_t)d->capacity * per_image)
                                       : MemoryContextAllocHuge(outer, (size_t)d->capacity * per_image);
@@ -423,8 +427,10 @@ cxr_train(PG_FUNCTION_ARGS)
      * inputs, the best epoch's weights, and then the decoded images. */
     size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
     size_t img_floats = (size_t)m->input_size * m->input_size;
+    /* weights: the model, the best epoch's copy, and at the end the saved state (three
+     * tensors of the parameters' size, and its bytea copy) and the saved model (and its copy) */
     size_t fixed = cxr_trainer_bytes(m, batch) + sizeof(float) * img_floats * batch +
-                   sizeof(float) * m->n_params * 2 + cxr_model_workspace_bytes(m);
+                   sizeof(float) * m->n_params * (2 + 6 + 2) + cxr_model_workspace_bytes(m);
     if (fixed >= budget)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("training %s at batch_size %d needs %zu MB before any image is "

@@ -144,6 +144,38 @@ RESET ROLE;
 SELECT count(*) AS alices_shipped FROM cxr.models
 WHERE metrics ? 'shipped' AND owner = 'cxr_sec_alice'::regrole;
 
+-- hostile files, written by test/ref/hostile_files.py (Python's struct and zlib)
+\set negative_var `python3 test/ref/hostile_files.py negative_var test/bin/random_attn2.safetensors bn2.running_var`
+\set interlace2 `python3 test/ref/hostile_files.py png_interlace2`
+SELECT public.try(format('SELECT cxr.cxr_model_import(%L, decode(%L, %L))', 'neg', :'negative_var', 'base64'))
+    AS negative_running_var;
+SELECT public.try(format('SELECT cxr.cxr_image_info(%L::bytea)', '\x' || :'interlace2')) AS png_interlace_2;
+
+-- ---------------------------------------------------------------- the catalog, beyond the cases
+-- no function runs with its owner's rights; every registry table has row security, and its
+-- policies are exactly these (no UPDATE policy: no role can update a row; no DELETE policy on
+-- histories and states: they go only with their model)
+SELECT p.oid::regprocedure AS security_definer FROM pg_proc p
+WHERE p.pronamespace = 'cxr'::regnamespace AND p.prosecdef;
+SELECT c.relname, c.relrowsecurity AS rls,
+       string_agg(p.polname || ':' || p.polcmd::text, ', ' ORDER BY p.polname) AS policies
+FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+WHERE c.relnamespace = 'cxr'::regnamespace AND c.relkind = 'r'
+GROUP BY c.relname, c.relrowsecurity ORDER BY c.relname;
+-- every user-visible object (function, table, view, domain) has a comment
+WITH members AS (
+    SELECT d.classid, d.objid FROM pg_depend d
+    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+      AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cxr_attn')
+      AND (d.classid = 'pg_proc'::regclass
+           OR (d.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = d.objid) IN ('r', 'v'))
+           OR (d.classid = 'pg_type'::regclass AND (SELECT typtype FROM pg_type WHERE oid = d.objid) = 'd')))
+SELECT count(*) AS objects,
+       string_agg(pg_describe_object(classid, objid, 0), ', ')
+           FILTER (WHERE obj_description(objid, classid::regclass::text) IS NULL) AS without_comment
+FROM members;
+SELECT obj_description('cxr'::regnamespace, 'pg_namespace') IS NOT NULL AS schema_commented;
+
 -- ---------------------------------------------------------------- not for PUBLIC
 SELECT p.oid::regprocedure AS not_public FROM pg_proc p
 WHERE p.pronamespace = 'cxr'::regnamespace AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
