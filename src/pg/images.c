@@ -146,6 +146,11 @@ cxr_image_gray(PG_FUNCTION_ARGS)
     if (side < 1 || side > 4096)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("size must be between 1 and 4096, not %d", side)));
+    /* the output is an image too: it obeys the same pixel limit */
+    if ((int64)side * side > cxr_max_image_pixels)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("a %dx%d result exceeds cxr_attn.max_image_pixels (%d)", side, side,
+                               cxr_max_image_pixels)));
     float *gray = cxr_pg_decode(b, &w, &h);
     float *out = palloc(sizeof(float) * side * side);
     resize(gray, w, h, out, side);

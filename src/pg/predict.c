@@ -133,7 +133,9 @@ attention_overlay(FunctionCallInfo fcinfo, bool by_id)
     size_t scratch = (size_t)n * n + cxr_resize_scratch_floats(side, side, n, n);
     float *tmp = MemoryContextAllocHuge(ctx, sizeof(float) * scratch);
     uint8 *rgb = palloc((size_t)n * n * 3);
-    cxr_heatmap_overlay(gray, n, n, cxr_model_attention(cm->model, layer), side, rgb, tmp);
+    cxr_pg_image_error(cxr_heatmap_overlay(gray, n, n, cxr_model_attention(cm->model, layer), side,
+                                           rgb, tmp),
+                       "out of memory drawing an overlay");
     uint8 *png = NULL;
     size_t png_len = 0;
     cxr_img_status st = cxr_png_encode_rgb(rgb, n, n, &png, &png_len);

@@ -192,6 +192,8 @@ SET ROLE cxr_sec_alice;
 SET cxr_attn.max_image_pixels = 1000;
 SELECT public.try(format('SELECT cxr.covid_predict(decode(%L, %L), %L)', :'xray0', 'base64', 'bob_model'))
     AS lowered_limit_applies;
+SELECT public.try(format('SELECT cxr.cxr_image_gray(decode(%L, %L), 32)', :'xray0', 'base64'))
+    AS lowered_limit_bounds_outputs;
 SET cxr_attn.max_image_pixels = 40000000;
 SELECT public.try('SET cxr_attn.max_image_pixels = 2147483647') AS raise_pixels;
 SELECT public.try($$SELECT set_config('cxr_attn.max_image_pixels', '40000001', false)$$) AS raise_by_set_config;
