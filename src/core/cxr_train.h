@@ -7,11 +7,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Images live in blocks of CXR_DATASET_BLOCK, so that a growing dataset is never copied (a
+ * copy would briefly need twice its memory). */
+#define CXR_DATASET_BLOCK 256
+
 typedef struct {
     int n, capacity, side;
-    uint8_t *pixels; /* n * side * side, gray 0..255 at the model's input size */
-    float *labels;   /* 0 or 1 */
+    uint8_t **blocks; /* image i: blocks[i / BLOCK] + (i % BLOCK) * side * side, gray 0..255 */
+    float *labels;    /* 0 or 1 */
 } cxr_dataset;
+
+/* The side*side bytes of image i. */
+static inline uint8_t *
+cxr_dataset_image(const cxr_dataset *d, int i)
+{
+    return d->blocks[i / CXR_DATASET_BLOCK] +
+           (size_t)(i % CXR_DATASET_BLOCK) * (size_t)d->side * (size_t)d->side;
+}
 
 /* Quantises one decoded, resized image (side*side floats in [0, 1]) into slot i. */
 void cxr_dataset_store(cxr_dataset *d, int i, const float *gray);

@@ -9,7 +9,7 @@
 void
 cxr_dataset_store(cxr_dataset *d, int i, const float *gray)
 {
-    uint8_t *dst = d->pixels + (size_t)i * d->side * d->side;
+    uint8_t *dst = cxr_dataset_image(d, i);
     for (size_t p = 0; p < (size_t)d->side * d->side; p++) {
         float v = gray[p] * 255.0f;
         dst[p] = (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
@@ -62,7 +62,7 @@ cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_co
     for (int b = 0; b < n; b++) {
         if (cxr_interrupt_poll())
             return -1;
-        const uint8_t *src = d->pixels + (size_t)idx[b] * img;
+        const uint8_t *src = cxr_dataset_image(d, idx[b]);
         float *dst = out + b * img;
         if (aug) {
             uint64_t draw = (draw_base + (uint64_t)b) * 2;

@@ -137,15 +137,17 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
                                 errhint("Raise cxr_attn.training_memory or train on fewer rows.")));
             *budget_left -= per_image;
             if (d->n == d->capacity) {
-                /* grow, but never past what the budget can still hold */
-                size_t fits = (size_t)d->n + *budget_left / per_image;
-                size_t want = d->capacity ? (size_t)d->capacity * 2 : 256;
-                d->capacity = (int)Min(Min(want, fits), (size_t)INT_MAX);
+                /* a new block, never larger than what the budget can still hold */
+                int nblocks = d->capacity / CXR_DATASET_BLOCK;
+                size_t fits = *budget_left / per_image;
+                int slots = (int)Min((size_t)CXR_DATASET_BLOCK, fits);
                 MemoryContext o = MemoryContextSwitchTo(outer);
-                d->pixels = d->pixels ? repalloc_huge(d->pixels, (size_t)d->capacity * per_image)
-                                      : MemoryContextAllocHuge(outer, (size_t)d->capacity * per_image);
-                d->labels = d->labels ? repalloc(d->labels, sizeof(float) * d->capacity)
-                                      : palloc(sizeof(float) * d->capacity);
+                d->blocks = d->blocks ? repalloc(d->blocks, sizeof(uint8 *) * (nblocks + 1))
+                                      : palloc(sizeof(uint8 *) * (nblocks + 1));
+                d->blocks[nblocks] = MemoryContextAllocHuge(outer, (size_t)slots * per_image);
+                d->capacity += slots < CXR_DATASET_BLOCK ? slots : CXR_DATASET_BLOCK;
+                d->labels = d->labels ? repalloc(d->labels, sizeof(float) * (nblocks + 1) * CXR_DATASET_BLOCK)
+                                      : palloc(sizeof(float) * CXR_DATASET_BLOCK);
                 MemoryContextSwitchTo(o);
             }
             MemoryContext o = MemoryContextSwitchTo(row_ctx);

@@ -24,7 +24,12 @@ GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_sec_ali
 GRANT SELECT ON cxr.current_models, cxr.model_list, sec_imgs TO cxr_sec_alice, cxr_sec_bob;
 CREATE SCHEMA sec_alice AUTHORIZATION cxr_sec_alice;
 
--- the superuser's name "default" (the test before this one dropped the shipped one)
+-- the superuser's name "default", with one model row
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM cxr.models WHERE name = 'default') THEN
+        PERFORM cxr.cxr_model_drop('default');
+    END IF;
+END $$;
 SELECT cxr.cxr_model_import('default', decode(:'model_b64', 'base64')) > 0 AS admin_default;
 SET ROLE cxr_sec_bob;
 SELECT cxr.cxr_model_import('bob_model', decode(:'model_b64', 'base64')) AS bob_id \gset

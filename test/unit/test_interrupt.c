@@ -150,7 +150,8 @@ test_model(void)
     }
 
     /* batch assembly polls per image */
-    cxr_dataset d = {N, N, m->input_size, calloc(img * N, 1), labels};
+    uint8_t *block = calloc(img * N, 1);
+    cxr_dataset d = {N, N, m->input_size, &block, labels};
     int idx[N] = {0, 1, 2};
     cxr_augment_config aug = {10.0f, 1};
     arm(-1);
@@ -160,7 +161,7 @@ test_model(void)
     CHECK(cxr_make_batch(&d, idx, N, &aug, 1, 0, 0.5f, 0.5f, images) == -1 && calls == 2,
           "make_batch stops at its second image");
     disarm();
-    free(d.pixels);
+    free(block);
     free(images);
     cxr_model_free(m);
 }

@@ -149,8 +149,6 @@ check_run(const char *dir, const char *cfg, const uint8_t *mbuf, size_t mlen, co
             CHECK(e <= bound, "%s run %s: update differs by %.3g of its norm (PyTorch float32: %s)",
                   cfg, name, e, f32 ? f32 : "?");
             double ratio = e / fmax(1e-2, f32 ? atof(f32) : 0);
-            if (getenv("CXR_DIAG"))
-                printf("DIAG %s %s e=%.5g f32=%s norm=%.5g lr*sqrt(n*steps)=%.5g\n", cfg, name, e, f32 ? f32 : "?", sqrt(norm), adam.lr * sqrt((double)t->numel) * steps);
             worst_param = ratio > worst_param ? ratio : worst_param;
         } else {
             e = rel_error(m->params + t->offset, g, t->numel);
