@@ -15,8 +15,8 @@ q -c "CREATE TABLE imgs (id int, image bytea, label boolean)"
 for i in 0 1 2 3; do
     q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
 done
-# PNGs written by Python's zlib (no libpng): a 40 x 1,000,000 gray image, and a 6,000 x 6,000
-# 16-bit RGBA one (36 million pixels, 288 MB of samples), both under the default pixel limit
+# PNGs written by Python's zlib (no libpng): a 40 x 1,000,000 gray image, and a 4,000 x 4,000
+# 16-bit RGBA one (16 million pixels, 128 MB of samples), both under the default pixel limit
 /usr/bin/python3 - "$tmp" <<'PY'
 import struct, sys, zlib
 def png(w, h, depth, color, row):
@@ -27,7 +27,7 @@ def png(w, h, depth, color, row):
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0))
             + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 open(sys.argv[1] + "/tall.png", "wb").write(png(40, 1_000_000, 8, 0, bytes(range(40))))
-open(sys.argv[1] + "/big.png", "wb").write(png(6000, 6000, 16, 6, bytes(6000 * 8)))
+open(sys.argv[1] + "/big.png", "wb").write(png(4000, 4000, 16, 6, bytes(4000 * 8)))
 PY
 for f in tall big; do
     { printf "INSERT INTO imgs VALUES (-1, decode('"; base64 -w0 "$tmp/$f.png"; printf "', 'base64'), true);\n"; } | q
@@ -84,11 +84,11 @@ ok $? "statement_timeout = 3s stops cxr_train at batch 256 after ${ms} ms ($*)"
 ok $([ "$(q -c "SELECT count(*) FROM cxr.models WHERE name IN ('c1', 'c64', 'c256', 't')")" = 0 ]; echo $?) \
    "cancelled and timed-out training stores nothing"
 
-# scoring a 36-million-pixel 16-bit RGBA image: decoding and resizing answer cancel
+# scoring a 16-million-pixel 16-bit RGBA image: decoding and resizing answer cancel
 set -- $(cancel_after "SELECT cxr.covid_predict(image) FROM imgs WHERE id = 101" 0.5 "SELECT 1" cancel)
 ms=$1; shift
 echo "$*" | grep -q "canceling statement due to user request" && [ "$ms" -lt 1000 ]
-ok $? "scoring a 6000 x 6000 16-bit RGBA PNG returns ${ms} ms after pg_cancel_backend ($*)"
+ok $? "scoring a 4000 x 4000 16-bit RGBA PNG returns ${ms} ms after pg_cancel_backend ($*)"
 
 psql -X -q -d postgres -c "DROP DATABASE $db"
 rm -rf "$tmp"
