@@ -217,6 +217,7 @@ CREATE FUNCTION cxr_model_import(name text, weights bytea, deploy boolean DEFAUL
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_id bigint;
+    old_id bigint;
 BEGIN
     IF name IS NULL OR weights IS NULL OR length(name) = 0 THEN
         RAISE EXCEPTION 'model name and weights must not be null or empty'
@@ -238,8 +239,14 @@ BEGIN
     VALUES (name, NULL, NULL, weights, coalesce(metrics, '{}'), @extschema@.cxr_current_role())
     RETURNING id INTO new_id;
     IF deploy THEN
+        SELECT d.model_id INTO old_id FROM @extschema@.deployments d
+        WHERE d.name = cxr_model_import.name ORDER BY d.id DESC LIMIT 1;
         INSERT INTO @extschema@.deployments (name, model_id, deployed_by)
         VALUES (name, new_id, @extschema@.cxr_current_role());
+        IF old_id IS NOT NULL THEN
+            -- the whole database scores with this name: say that it moved
+            RAISE NOTICE 'model name "%" now points at model % (was model %)', name, new_id, old_id;
+        END IF;
     END IF;
     RETURN new_id;
 END $$;
@@ -249,6 +256,8 @@ COMMENT ON FUNCTION cxr_model_import(text, bytea, boolean, jsonb) IS
 -- Points a name at an existing model row (a rollback, or promoting a candidate).
 CREATE FUNCTION cxr_model_deploy(name text, model_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old_id bigint;
 BEGIN
     IF NOT @extschema@.name_writable(name) THEN
         RAISE EXCEPTION 'model name "%" belongs to another role', name
@@ -257,8 +266,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM @extschema@.models m WHERE m.id = model_id) THEN
         RAISE EXCEPTION 'model % does not exist', model_id USING ERRCODE = 'undefined_object';
     END IF;
+    SELECT d.model_id INTO old_id FROM @extschema@.deployments d
+    WHERE d.name = cxr_model_deploy.name ORDER BY d.id DESC LIMIT 1;
     INSERT INTO @extschema@.deployments (name, model_id, deployed_by)
     VALUES (name, model_id, @extschema@.cxr_current_role());
+    IF old_id IS DISTINCT FROM model_id THEN
+        RAISE NOTICE 'model name "%" now points at model % (was %)', name, model_id,
+            coalesce('model ' || old_id, 'nothing');
+    END IF;
 END $$;
 COMMENT ON FUNCTION cxr_model_deploy(text, bigint) IS
     'points a model name at an existing model row (rollback or promotion)';
@@ -284,10 +299,17 @@ END $$;
 COMMENT ON FUNCTION cxr_model_drop(text) IS
     'drops every model row under a name, with its deployments, histories and training states';
 
+-- The id a name points at now; a name that resolves to nothing gets an ERROR saying why (no
+-- such name, or rows stored under it but none deployed).
+CREATE FUNCTION cxr_model_id(name text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'cxr_model_id' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION cxr_model_id(text) IS
+    'the id of the model row a name points at now (for the IMMUTABLE by-id functions)';
+
 CREATE FUNCTION cxr_model_export(name text) RETURNS bytea
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT m.weights FROM @extschema@.current_models c JOIN @extschema@.models m ON m.id = c.model_id
-    WHERE c.name = cxr_model_export.name
+    SELECT m.weights FROM @extschema@.models m
+    WHERE m.id = @extschema@.cxr_model_id(cxr_model_export.name)
 $$;
 COMMENT ON FUNCTION cxr_model_export(text) IS
     'the safetensors bytes of the model a name points at';

@@ -120,6 +120,19 @@ cxr_pg_resolve_name(const char *name)
     char *sql = psprintf("SELECT model_id FROM %s.current_models WHERE name = $1", cxr_pg_schema());
     Datum d = cxr_pg_query_one(sql, TEXTOID, CStringGetTextDatum(name), &isnull, true, 8);
     if (isnull) {
+        /* say why: rows stored under the name but none deployed, or no row at all */
+        bool none;
+        Datum ids = cxr_pg_query_one(psprintf("SELECT string_agg(id::text, ', ' ORDER BY id) "
+                                              "FROM %s.models WHERE name = $1", cxr_pg_schema()),
+                                     TEXTOID, CStringGetTextDatum(name), &none, false, -1);
+        if (!none) {
+            char *list = TextDatumGetCString(ids);
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("model \"%s\" is not deployed", name),
+                            errdetail("Model rows stored under this name: %s; none is deployed.", list),
+                            errhint("Deploy one with SELECT cxr.cxr_model_deploy('%s', <id>), or "
+                                    "pass a model id instead of the name.", name)));
+        }
         if (strcmp(name, "default") == 0)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("there is no default model"),
@@ -128,7 +141,8 @@ cxr_pg_resolve_name(const char *name)
                             errhint("Pass a model name, or import or train one under the name "
                                     "\"default\".")));
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("model \"%s\" does not exist", name)));
+                        errmsg("model \"%s\" does not exist", name),
+                        errhint("SELECT id, name FROM cxr.model_list lists the stored models.")));
     }
     if (n_names == cap_names) {
         cap_names = cap_names ? cap_names * 2 : 8;
@@ -219,6 +233,17 @@ cxr_pg_model_copy(int64 id)
     if (!m)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("%s", err)));
     return m;
+}
+
+/* The id of the model a name points at now: for the by-id functions, and every error a name
+ * that resolves to nothing gets. */
+PG_FUNCTION_INFO_V1(cxr_model_id);
+Datum
+cxr_model_id(PG_FUNCTION_ARGS)
+{
+    check_read_privilege();
+    flush_if_stale();
+    PG_RETURN_INT64(cxr_pg_resolve_name(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
 PG_FUNCTION_INFO_V1(cxr_registry_changed);

@@ -194,33 +194,17 @@ typedef struct {
 static int64
 fetch_training_state(const char *name, bytea **state)
 {
-    MemoryContext outer = CurrentMemoryContext;
-    Oid types[1] = {TEXTOID};
-    Datum args[1] = {CStringGetTextDatum(name)};
-    char *sql = psprintf("SELECT c.model_id, s.state FROM %s.current_models c "
-                         "LEFT JOIN %s.training_states s ON s.model_id = c.model_id "
-                         "WHERE c.name = $1", cxr_pg_schema(), cxr_pg_schema());
+    int64 id = cxr_pg_resolve_name(name); /* an ERROR that says why when it resolves to nothing */
     bool isnull;
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "SPI_connect failed");
-    int level = cxr_pg_pin_search_path();
-    if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
-        elog(ERROR, "reading the training state of \"%s\" failed", name);
-    if (SPI_processed == 0)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("model \"%s\" does not exist", name)));
-    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    Datum d = cxr_pg_query_one(psprintf("SELECT state FROM %s.training_states WHERE model_id = $1",
+                                        cxr_pg_schema()),
+                               INT8OID, Int64GetDatum(id), &isnull, false, -1);
     if (isnull)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("model \"%s\" has no training state to resume", name),
                         errdetail("Only models stored by cxr_train keep the state of their run."),
                         errhint("Use init_model without resume to start a new run from its weights.")));
-    MemoryContext spi = MemoryContextSwitchTo(outer);
-    *state = (bytea *)PG_DETOAST_DATUM_COPY(d);
-    MemoryContextSwitchTo(spi);
-    cxr_pg_unpin_search_path(level);
-    SPI_finish();
+    *state = (bytea *)PG_DETOAST_DATUM(d); /* query_one copied it into this context */
     return id;
 }
 
@@ -454,9 +438,10 @@ cxr_train(PG_FUNCTION_ARGS)
                             errmsg("the validation query returned no rows")));
     }
     ereport(NOTICE, (errmsg("cxr_train: %d training and %d validation images decoded in %.1f s; "
-                            "%s, %d epochs, batch %d, %d BLAS threads",
-                            train.n, val.n, seconds_now() - t_load, m->arch->name, epochs, batch,
-                            cxr_training_threads)));
+                            "%s, %d %s, batch %d, %d BLAS %s",
+                            train.n, val.n, seconds_now() - t_load, m->arch->name, epochs,
+                            epochs == 1 ? "epoch" : "epochs", batch, cxr_training_threads,
+                            cxr_training_threads == 1 ? "thread" : "threads")));
 
     cxr_pg_use_threads(cxr_training_threads);
     cxr_adam_config adam = {(float)lr, 0.9f, 0.999f, 1e-8f};
@@ -555,10 +540,12 @@ cxr_train(PG_FUNCTION_ARGS)
         h->seconds = seconds_now() - t0;
         double elapsed = seconds_now() - t_start;
         double eta = elapsed / (e + 1 - first) * (last_epoch - e - 1);
+        /* without a validation query there is nothing to say about validation */
+        char *val_part = val.n ? psprintf(", val loss %.4f acc %.4f", h->val_loss, h->val_acc) : "";
         ereport(NOTICE,
-                (errmsg("cxr_train: epoch %d/%d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, "
-                        "%.1f images/s, %.0f s, ETA %.0f s",
-                        e + 1, last_epoch, h->train_loss, h->train_acc, h->val_loss, h->val_acc,
+                (errmsg("cxr_train: epoch %d/%d: train loss %.4f acc %.4f%s, %.1f images/s, %.0f s, "
+                        "ETA %.0f s",
+                        e + 1, last_epoch, h->train_loss, h->train_acc, val_part,
                         train.n / train_seconds, h->seconds, eta)));
     }
 
@@ -642,8 +629,10 @@ cxr_train(PG_FUNCTION_ARGS)
     }
     cxr_jsonb_end(&metrics);
 
-    store_trained(name, weights, deploy, cxr_jsonb_finish(&metrics), cxr_jsonb_finish(&hist),
-                  state, resume ? resume_from : 0);
+    int64 stored = store_trained(name, weights, deploy, cxr_jsonb_finish(&metrics),
+                                 cxr_jsonb_finish(&hist), state, resume ? resume_from : 0);
+    ereport(NOTICE, (errmsg("cxr_train: stored model %lld under \"%s\"%s", (long long)stored, name,
+                            deploy ? "" : " (not deployed: reach it by its id)")));
 
     MemoryContextSwitchTo(old);
     for (int e = 0; e < epochs; e++) {
@@ -687,6 +676,10 @@ cxr_evaluate(PG_FUNCTION_ARGS)
     predict_all(cm->model, &d, prob);
     cxr_metrics mt;
     cxr_compute_metrics(prob, d.labels, d.n, scratch, &mt);
+    if (isnan(mt.auc))
+        ereport(NOTICE, (errmsg("roc_auc is NULL: the evaluation set has only %s images",
+                                mt.tp + mt.fn > 0 ? "positive" : "negative"),
+                         errdetail("ROC AUC needs images of both classes.")));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(ctx);
     Datum v[11] = {Int64GetDatum(mt.n), Float8GetDatum(mt.accuracy), Float8GetDatum(mt.sensitivity),

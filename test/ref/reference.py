@@ -6,7 +6,8 @@ four random gray 299x299 inputs, eval-mode logits and attention maps, and one tr
 batch of four (BCE-with-logits, Adam lr 1e-4, dropout masks from the shared counter generator):
 the logits, every parameter gradient, and the parameters and BN running statistics after Adam.
 For two configs also eight steps in a row (run.safetensors), with PyTorch's own float32 errors on
-that run recorded as the noise floor.
+that run recorded as the noise floor, and how far float32 runs that differ only in summation order
+(the batch rotated) land apart: the part of each weight update that is rounding noise.
 
     python3 test/ref/reference.py --out test/fixtures
     python3 test/ref/reference.py --verify-c test/fixtures   # C-written models, read by PyTorch
@@ -118,18 +119,22 @@ def make_run_fixture(d, labels, dropout_seed):
     statistics after the last, and eval logits then."""
     fx, _ = load_safetensors(os.path.join(d, "fixture.safetensors"))
 
-    def train(dtype):
+    def train(dtype, shift=0):
+        # shift: the batch rotated by that many places (images, labels and dropout masks alike),
+        # the same run in exact arithmetic, with every sum over the batch in another order
+        order = [(i + shift) % BATCH for i in range(BATCH)]
         net = model_from_file(os.path.join(d, "model.safetensors")).to(dtype)
-        x = fx["input"].to(dtype).unsqueeze(1).repeat(1, 3, 1, 1)
+        x = fx["input"][order].to(dtype).unsqueeze(1).repeat(1, 3, 1, 1)
+        y = labels[order].to(dtype)
         opt = torch.optim.Adam(net.parameters(), lr=RUN_LR, betas=(0.9, 0.999), eps=1e-8)
         net.train()
         losses = []
         for k in range(RUN_STEPS):
             mask = torch.from_numpy(dropout_mask(dropout_seed + 1 + k, BATCH * 256 * 3 * 3)).reshape(
-                BATCH, 256, 3, 3).to(dtype)
+                BATCH, 256, 3, 3)[order].to(dtype)
             opt.zero_grad()
             logits, _ = net(x, dropout_mask=mask)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(dtype))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
             loss.backward()
             opt.step()
             losses.append(loss.item())
@@ -145,6 +150,13 @@ def make_run_fixture(d, labels, dropout_seed):
     # How much, PyTorch's own float32 run says: each weight tensor's update error, recorded as
     # the noise floor the C core is held to (test_reference.c).
     net32, losses32, logits32 = train(torch.float32)
+    # Which part of an update is rounding noise, the same float32 run with the batch rotated says
+    # (1, 2, 3 places): per weight tensor, the largest distance between two of the four float32
+    # updates, relative to the float64 update. Where a gradient is zero in exact arithmetic (the
+    # bias of a conv channel that BatchNorm normalises whole) it is rounding alone, which Adam
+    # turns into lr-sized steps: such tensors move by 7-27% of their norm with the order alone,
+    # the others by < 0.5%.
+    runs32 = [net32.state_dict()] + [train(torch.float32, shift)[0].state_dict() for shift in range(1, BATCH)]
     run = {"losses": torch.tensor(losses, dtype=torch.float64), "eval_logits": logits}
     rel = lambda a, b: ((a.double() - b).abs().max() / b.abs().max()).item()  # noqa: E731
     meta = {"steps": str(RUN_STEPS), "lr": str(RUN_LR), "dropout_seed": str(dropout_seed),
@@ -159,6 +171,9 @@ def make_run_fixture(d, labels, dropout_seed):
                 stat_error = max(stat_error, rel(t32, t))
             elif upd.norm() > 0:
                 meta[f"f32_update_error.{name}"] = f"{((t32.double() - start[name]) - upd).norm() / upd.norm():.6g}"
+                ups = [r[name].double() for r in runs32]
+                noise = max((a - b).norm() for a in ups for b in ups) / upd.norm()
+                meta[f"f32_update_noise.{name}"] = f"{noise:.6g}"
     meta["f32_stat_error"] = f"{stat_error:.6g}"
     save_safetensors(os.path.join(d, "run.safetensors"), run, meta)
     print(f"wrote {d}/run.safetensors: loss {losses[0]:.5f} -> {losses[-1]:.5f} in {RUN_STEPS} steps")

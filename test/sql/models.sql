@@ -93,5 +93,17 @@ SELECT cxr.cxr_model_drop('random_copy');
 SELECT cxr.covid_predict('\x00'::bytea, 'random');
 SELECT cxr.attention_overlay('\x89504e470d0a1a0a0000'::bytea, 4, 'random');
 
+-- a name always resolves or says why: stored but not deployed (with the ids), or unknown
+SELECT cxr.cxr_model_import('undeployed', decode(:'model_b64', 'base64'), deploy => false) AS undeployed_id \gset
+SELECT cxr.covid_predict(image, 'undeployed') FROM scans WHERE id = 0;
+SELECT cxr.cxr_model_export('undeployed');
+SELECT cxr.cxr_model_id('never_stored');
+-- the id is the name's for the IMMUTABLE by-id functions, and deploying makes the name work
+SELECT cxr.cxr_model_deploy('undeployed', :undeployed_id);
+SELECT cxr.cxr_model_id('undeployed') = :undeployed_id AS id_of_name,
+       cxr.covid_predict(image, 'undeployed') = cxr.covid_predict(image, :undeployed_id::bigint) AS same
+FROM scans WHERE id = 0;
+SELECT cxr.cxr_model_drop('undeployed');
+
 -- kernels report (varies by machine: only its shape is checked)
 SELECT cxr.cxr_kernels() ~ 'self-test passed|portable built-in' AS kernels_reported;

@@ -98,7 +98,9 @@ SELECT (SELECT count(*) FROM cxr.models WHERE name IN ('default', 'bob_model')) 
        (SELECT count(*) FROM cxr.training_states WHERE model_id = :bob_id) AS states;
 
 -- ---------------------------------------------------------------- names owned by deployments
+SET client_min_messages = warning;  -- (its NOTICE names ids that depend on earlier tests)
 SELECT cxr.cxr_model_deploy('production', :bob_id);
+RESET client_min_messages;
 SET ROLE cxr_sec_alice;
 SELECT cxr.cxr_model_import('alice_model', decode(:'model_b64', 'base64')) AS alice_id \gset
 SELECT public.try(format('SELECT cxr.cxr_model_deploy(%L, %s)', 'production', :alice_id)) AS repoint_production;

@@ -74,8 +74,13 @@ save_outputs(const char *path, const float *input, int n, int side, const float 
  * step, then each weight tensor's total update, the running statistics and the eval logits after
  * the last. Float32 against float64 drifts with each Adam step (a gradient that is zero up to
  * rounding still moves a weight by lr), so weight updates are held to twice PyTorch's own float32
- * error on the same run (seen: C 0.12, PyTorch float32 0.10 on conv1.bias); likewise the losses,
- * running statistics and logits, with a floor of 1e-3 (seen up to 6.5e-4 with the "dot" score). */
+ * error on the same run; likewise the losses, running statistics and logits, with a floor of 1e-3
+ * (seen up to 6.5e-4 with the "dot" score). */
+/* A weight tensor is noise-dominated when float32 runs in different summation orders disagree
+ * on its update by more than this fraction of its norm (seen: 0.07-0.15 for those, below 1e-3
+ * for all others). */
+#define NOISE_DOMINATED 1e-2
+
 static double
 f32_bound(const cxr_st_file *run, const char *key, double floor)
 {
@@ -144,11 +149,28 @@ check_run(const char *dir, const char *cfg, const uint8_t *mbuf, size_t mlen, co
             /* held to PyTorch's own float32 error on this tensor (at least 1e-2), doubled */
             char key[96];
             snprintf(key, sizeof key, "f32_update_error.%s", t->name);
-            const char *f32 = cxr_st_meta_get(&run, key);
-            double bound = 2 * fmax(1e-2, f32 ? atof(f32) : 0);
-            CHECK(e <= bound, "%s run %s: update differs by %.3g of its norm (PyTorch float32: %s)",
-                  cfg, name, e, f32 ? f32 : "?");
-            double ratio = e / fmax(1e-2, f32 ? atof(f32) : 0);
+            const char *f32_s = cxr_st_meta_get(&run, key);
+            snprintf(key, sizeof key, "f32_update_noise.%s", t->name);
+            const char *noise_s = cxr_st_meta_get(&run, key);
+            CHECK(!f32_s || noise_s, "%s: run fixture lacks %s (regenerate it)", cfg, key);
+            double allowance = fmax(1e-2, f32_s ? atof(f32_s) : 0);
+            /* Noise-dominated: float32 runs that differ only in summation order land more than
+             * 1e-2 of the update apart (a conv bias whose channel BatchNorm normalises whole has
+             * a gradient that is zero up to rounding, which Adam turns into lr-sized steps). No
+             * float32 engine can do better than that spread, so it is added to the allowance;
+             * tensors that carry signal (spread < 1e-3 here) keep the bound above unchanged. */
+            double noise = noise_s ? atof(noise_s) : 0;
+            int noisy = noise > NOISE_DOMINATED;
+            if (noisy)
+                allowance += noise;
+            CHECK(e <= 2 * allowance,
+                  "%s run %s: update differs by %.3g of its norm (PyTorch float32: %s, "
+                  "reordering noise %s)", cfg, name, e, f32_s ? f32_s : "?", noise_s ? noise_s : "?");
+            if (noisy)
+                printf("  %-26s %s is noise-dominated: update error %.3g, PyTorch float32 %.3g, "
+                       "reordering noise %.3g, bound %.3g\n", cfg, name, e,
+                       f32_s ? atof(f32_s) : 0, noise, 2 * allowance);
+            double ratio = e / allowance;
             worst_param = ratio > worst_param ? ratio : worst_param;
         } else {
             e = rel_error(m->params + t->offset, g, t->numel);
@@ -161,7 +183,7 @@ check_run(const char *dir, const char *cfg, const uint8_t *mbuf, size_t mlen, co
     e = rel_error(logits, fx_tensor(&run, "eval_logits", NULL), batch);
     CHECK(e <= logit_bound, "%s run eval logits: relative error %.3g", cfg, e);
     printf("  %-26s %d steps: loss rel err %.2e (PyTorch float32 %s), running stats %.2e (%s), "
-           "eval logits %.2e (%s), worst update error / PyTorch float32's %.2f\n",
+           "eval logits %.2e (%s), worst update error / its allowance (bound / 2) %.2f\n",
            cfg, steps, worst_loss, cxr_st_meta_get(&run, "f32_loss_error"), worst_stat,
            cxr_st_meta_get(&run, "f32_stat_error"), e, cxr_st_meta_get(&run, "f32_logit_error"),
            worst_param);
