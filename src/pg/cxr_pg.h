@@ -75,6 +75,11 @@ void cxr_jsonb_number(cxr_jsonb *j, double v);      /* NaN or infinite: null */
 void cxr_jsonb_int(cxr_jsonb *j, int64 v);
 void cxr_jsonb_bool(cxr_jsonb *j, bool v);
 Jsonb *cxr_jsonb_finish(cxr_jsonb *j);
+/* key and value in one call, inside an object */
+void cxr_jsonb_put_string(cxr_jsonb *j, const char *key, const char *s);
+void cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v);
+void cxr_jsonb_put_int(cxr_jsonb *j, const char *key, int64 v);
+void cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v);
 
 /* images.c */
 void cxr_pg_image_error(cxr_img_status st, const char *msg);

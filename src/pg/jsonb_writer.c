@@ -93,6 +93,34 @@ cxr_jsonb_bool(cxr_jsonb *j, bool x)
     push_scalar(j, &v);
 }
 
+void
+cxr_jsonb_put_string(cxr_jsonb *j, const char *key, const char *s)
+{
+    cxr_jsonb_key(j, key);
+    cxr_jsonb_string(j, s);
+}
+
+void
+cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v)
+{
+    cxr_jsonb_key(j, key);
+    cxr_jsonb_number(j, v);
+}
+
+void
+cxr_jsonb_put_int(cxr_jsonb *j, const char *key, int64 v)
+{
+    cxr_jsonb_key(j, key);
+    cxr_jsonb_int(j, v);
+}
+
+void
+cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v)
+{
+    cxr_jsonb_key(j, key);
+    cxr_jsonb_bool(j, v);
+}
+
 Jsonb *
 cxr_jsonb_finish(cxr_jsonb *j)
 {

@@ -165,20 +165,14 @@ cxr_model_validate(PG_FUNCTION_ARGS)
                         errmsg("invalid model file: %s", err)));
     cxr_jsonb meta = {0};
     cxr_jsonb_begin(&meta, false);
-    cxr_jsonb_key(&meta, "arch");
-    cxr_jsonb_string(&meta, m->arch->name);
-    cxr_jsonb_key(&meta, "input_size");
-    cxr_jsonb_int(&meta, m->input_size);
-    cxr_jsonb_key(&meta, "in_channels");
-    cxr_jsonb_int(&meta, m->in_channels);
+    cxr_jsonb_put_string(&meta, "arch", m->arch->name);
+    cxr_jsonb_put_int(&meta, "input_size", m->input_size);
+    cxr_jsonb_put_int(&meta, "in_channels", m->in_channels);
     /* float32 values, written with the digits that identify them */
-    cxr_jsonb_key(&meta, "mean");
-    cxr_jsonb_number(&meta, strtod(psprintf("%.9g", m->mean), NULL));
-    cxr_jsonb_key(&meta, "std");
-    cxr_jsonb_number(&meta, strtod(psprintf("%.9g", m->std), NULL));
+    cxr_jsonb_put_number(&meta, "mean", strtod(psprintf("%.9g", m->mean), NULL));
+    cxr_jsonb_put_number(&meta, "std", strtod(psprintf("%.9g", m->std), NULL));
     if (m->arch->n_taps) {
-        cxr_jsonb_key(&meta, "attention_score");
-        cxr_jsonb_string(&meta, m->attention_scaled ? "scaled_dot" : "dot");
+        cxr_jsonb_put_string(&meta, "attention_score", m->attention_scaled ? "scaled_dot" : "dot");
     }
     cxr_jsonb_end(&meta);
     char *arch = pstrdup(m->arch->name);

@@ -576,56 +576,34 @@ cxr_train(PG_FUNCTION_ARGS)
     for (int e = 0; e < epochs; e++) {
         epoch_row *h = &history[e];
         cxr_jsonb_begin(&hist, false);
-        cxr_jsonb_key(&hist, "epoch");
-        cxr_jsonb_int(&hist, h->epoch);
-        cxr_jsonb_key(&hist, "train_loss");
-        cxr_jsonb_number(&hist, h->train_loss);
-        cxr_jsonb_key(&hist, "train_accuracy");
-        cxr_jsonb_number(&hist, h->train_acc);
-        cxr_jsonb_key(&hist, "val_loss");
-        cxr_jsonb_number(&hist, h->val_loss);
-        cxr_jsonb_key(&hist, "val_accuracy");
-        cxr_jsonb_number(&hist, h->val_acc);
-        cxr_jsonb_key(&hist, "seconds");
-        cxr_jsonb_number(&hist, h->seconds);
+        cxr_jsonb_put_int(&hist, "epoch", h->epoch);
+        cxr_jsonb_put_number(&hist, "train_loss", h->train_loss);
+        cxr_jsonb_put_number(&hist, "train_accuracy", h->train_acc);
+        cxr_jsonb_put_number(&hist, "val_loss", h->val_loss);
+        cxr_jsonb_put_number(&hist, "val_accuracy", h->val_acc);
+        cxr_jsonb_put_number(&hist, "seconds", h->seconds);
         cxr_jsonb_end(&hist);
     }
     cxr_jsonb_end(&hist);
 
     cxr_jsonb_begin(&metrics, false);
-    cxr_jsonb_key(&metrics, "trained_by");
-    cxr_jsonb_string(&metrics, "cxr_train");
-    cxr_jsonb_key(&metrics, "epochs");
-    cxr_jsonb_int(&metrics, epochs);
-    cxr_jsonb_key(&metrics, "best_epoch");
-    cxr_jsonb_int(&metrics, best_epoch);
-    cxr_jsonb_key(&metrics, "train_images");
-    cxr_jsonb_int(&metrics, train.n);
-    cxr_jsonb_key(&metrics, "val_images");
-    cxr_jsonb_int(&metrics, val.n);
-    cxr_jsonb_key(&metrics, "batch_size");
-    cxr_jsonb_int(&metrics, batch);
-    cxr_jsonb_key(&metrics, "learning_rate");
-    cxr_jsonb_number(&metrics, lr);
-    cxr_jsonb_key(&metrics, "augment");
-    cxr_jsonb_bool(&metrics, augment);
-    cxr_jsonb_key(&metrics, "seed");
-    cxr_jsonb_int(&metrics, seed);
-    cxr_jsonb_key(&metrics, "threads");
-    cxr_jsonb_int(&metrics, cxr_training_threads);
-    cxr_jsonb_key(&metrics, "seconds");
-    cxr_jsonb_number(&metrics, round((seconds_now() - t_start) * 10) / 10);
-    cxr_jsonb_key(&metrics, "first_epoch");
-    cxr_jsonb_int(&metrics, first + 1);
-    cxr_jsonb_key(&metrics, "resumed");
-    cxr_jsonb_bool(&metrics, resume);
-    cxr_jsonb_key(&metrics, "init_model");
-    cxr_jsonb_string(&metrics, init_model); /* the caller's text, escaped by the writer */
+    cxr_jsonb_put_string(&metrics, "trained_by", "cxr_train");
+    cxr_jsonb_put_int(&metrics, "epochs", epochs);
+    cxr_jsonb_put_int(&metrics, "best_epoch", best_epoch);
+    cxr_jsonb_put_int(&metrics, "train_images", train.n);
+    cxr_jsonb_put_int(&metrics, "val_images", val.n);
+    cxr_jsonb_put_int(&metrics, "batch_size", batch);
+    cxr_jsonb_put_number(&metrics, "learning_rate", lr);
+    cxr_jsonb_put_bool(&metrics, "augment", augment);
+    cxr_jsonb_put_int(&metrics, "seed", seed);
+    cxr_jsonb_put_int(&metrics, "threads", cxr_training_threads);
+    cxr_jsonb_put_number(&metrics, "seconds", round((seconds_now() - t_start) * 10) / 10);
+    cxr_jsonb_put_int(&metrics, "first_epoch", first + 1);
+    cxr_jsonb_put_bool(&metrics, "resumed", resume);
+    cxr_jsonb_put_string(&metrics, "init_model", init_model); /* the caller's text, escaped by the writer */
     if (val.n) {
-        cxr_jsonb_key(&metrics, "val_accuracy");
-        cxr_jsonb_number(&metrics, best_acc);
-        cxr_jsonb_key(&metrics, "val_loss");
-        cxr_jsonb_number(&metrics, best_loss);
+        cxr_jsonb_put_number(&metrics, "val_accuracy", best_acc);
+        cxr_jsonb_put_number(&metrics, "val_loss", best_loss);
     }
     cxr_jsonb_end(&metrics);
 

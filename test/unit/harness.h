@@ -42,6 +42,16 @@ rel_error(const float *got, const float *want, size_t n)
     return scale > 0 ? diff / scale : diff;
 }
 
+/* Deterministic values in [-1, 1) from a linear congruential generator (test inputs only). */
+static inline void
+harness_fill(float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+    }
+}
+
 static inline uint8_t *
 read_file(const char *path, size_t *len)
 {

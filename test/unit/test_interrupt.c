@@ -38,15 +38,6 @@ disarm(void)
 }
 
 static void
-fill(float *x, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
-    }
-}
-
-static void
 test_flag(void)
 {
     disarm();
@@ -84,7 +75,7 @@ test_model(void)
     enum { N = 3 };
     size_t img = (size_t)m->input_size * m->input_size;
     float *images = malloc(sizeof(float) * img * N), labels[N] = {1, 0, 1}, logits[N];
-    fill(images, img * N, 9);
+    harness_fill(images, img * N, 9);
 
     disarm();
     float plain = cxr_model_forward(m, images);

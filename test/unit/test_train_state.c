@@ -9,15 +9,6 @@
 #define BATCH 2
 
 static void
-fill(float *x, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
-    }
-}
-
-static void
 step(cxr_trainer *t, const float *images, const float *labels)
 {
     cxr_trainer_forward_backward(t, images, labels, BATCH, 99u + (uint64_t)t->step, NULL);
@@ -63,7 +54,7 @@ main(void)
 {
     size_t img = 299 * 299;
     float *images = malloc(sizeof(float) * img * BATCH), labels[BATCH] = {1, 0};
-    fill(images, img * BATCH, 3);
+    harness_fill(images, img * BATCH, 3);
 
     cxr_trainer *whole = new_trainer("alexnet_attn2"), *resumed = new_trainer("alexnet_attn2");
     step(whole, images, labels);
