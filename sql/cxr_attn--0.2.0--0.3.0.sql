@@ -318,3 +318,18 @@ COMMENT ON FUNCTION cxr_evaluate(text, text) IS
     'accuracy, sensitivity, specificity, precision, F1 and ROC AUC of a model on a query''s rows';
 COMMENT ON FUNCTION cxr_shipped_default() IS
     'the bytes of the model shipped with this build (registered as "default")';
+
+-- Costs measured by bench/function_costs.sh (units of cpu_operator_cost), so that the planner
+-- scores above a LIMIT rather than every row.
+ALTER FUNCTION covid_predict(bytea, text) COST 2900000;
+ALTER FUNCTION covid_predict(bytea, bigint) COST 2900000;
+ALTER FUNCTION attention_map(bytea, int, text) COST 2600000;
+ALTER FUNCTION attention_map(bytea, int, bigint) COST 2600000;
+ALTER FUNCTION attention_overlay(bytea, int, text) COST 5700000;
+ALTER FUNCTION attention_overlay(bytea, int, bigint) COST 5700000;
+ALTER FUNCTION cxr_image_gray(bytea, int) COST 180000;
+ALTER FUNCTION cxr_image_info(bytea) COST 700;
+ALTER FUNCTION cxr_model_validate(bytea) COST 950000;
+ALTER FUNCTION cxr_evaluate(text, text) COST 2700000;
+ALTER FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean)
+    COST 10000000 ROWS 10;

@@ -14,14 +14,16 @@ COMMENT ON DOMAIN cxr_image IS 'an X-ray as PNG bytes (the signature is checked 
 
 CREATE FUNCTION cxr_image_info(image bytea, OUT width int, OUT height int, OUT bit_depth int,
                                OUT color_type text, OUT channels int, OUT interlaced boolean)
-    AS 'MODULE_PATHNAME', 'cxr_image_info' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_image_info' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 700;
 COMMENT ON FUNCTION cxr_image_info(bytea) IS
     'the PNG header of an image: size, bit depth, color type, channels, interlacing';
 
 -- The decoded gray image, resized to size x size, values in [0, 1] (what the network sees
 -- before normalisation).
 CREATE FUNCTION cxr_image_gray(image bytea, size int DEFAULT 299) RETURNS real[]
-    AS 'MODULE_PATHNAME', 'cxr_image_gray' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_image_gray' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 180000;
 COMMENT ON FUNCTION cxr_image_gray(bytea, int) IS
     'the decoded gray image resized to size x size, values in [0, 1]';
 
@@ -104,7 +106,8 @@ CREATE TRIGGER models_immutable BEFORE UPDATE ON models
 
 -- Parses and fully validates a safetensors model; returns its arch and metadata.
 CREATE FUNCTION cxr_model_validate(weights bytea, OUT arch text, OUT metadata jsonb)
-    AS 'MODULE_PATHNAME', 'cxr_model_validate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_model_validate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 950000;
 COMMENT ON FUNCTION cxr_model_validate(bytea) IS
     'parses and fully validates a safetensors model file; returns its architecture and metadata';
 
@@ -328,32 +331,40 @@ FROM models m ORDER BY m.id;
 COMMENT ON VIEW model_list IS 'every model row, with whether it is deployed and resumable';
 
 -- ---------------------------------------------------------------- scoring
+-- COSTs are measured (bench/function_costs.sh, in units of cpu_operator_cost): the planner then
+-- scores above a LIMIT rather than every row, and weighs parallel plans by the real work.
 CREATE FUNCTION covid_predict(image bytea, model text DEFAULT 'default') RETURNS double precision
-    AS 'MODULE_PATHNAME', 'cxr_covid_predict_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_covid_predict_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
+    COST 2900000;
 COMMENT ON FUNCTION covid_predict(bytea, text) IS
     'probability of COVID-19 for an X-ray, by the model a name points at now';
 -- Model rows never change, so scoring by id is immutable: usable in indexes and generated
 -- columns, and safe to push to remote servers.
 CREATE FUNCTION covid_predict(image bytea, model_id bigint) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'cxr_covid_predict_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_covid_predict_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 2900000;
 COMMENT ON FUNCTION covid_predict(bytea, bigint) IS
     'probability of COVID-19 for an X-ray, by a model row (immutable)';
 
 CREATE FUNCTION attention_map(image bytea, layer int, model text DEFAULT 'default') RETURNS real[]
-    AS 'MODULE_PATHNAME', 'cxr_attention_map_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_attention_map_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
+    COST 2600000;
 COMMENT ON FUNCTION attention_map(bytea, int, text) IS
     'attention weights of a conv layer (a side x side grid summing to 1), by model name';
 CREATE FUNCTION attention_map(image bytea, layer int, model_id bigint) RETURNS real[]
-    AS 'MODULE_PATHNAME', 'cxr_attention_map_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_attention_map_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 2600000;
 COMMENT ON FUNCTION attention_map(bytea, int, bigint) IS
     'attention weights of a conv layer (a side x side grid summing to 1), by model row';
 
 CREATE FUNCTION attention_overlay(image bytea, layer int, model text DEFAULT 'default') RETURNS bytea
-    AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
+    COST 5700000;
 COMMENT ON FUNCTION attention_overlay(bytea, int, text) IS
     'a PNG of the X-ray with a layer''s attention drawn over it, by model name';
 CREATE FUNCTION attention_overlay(image bytea, layer int, model_id bigint) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 5700000;
 COMMENT ON FUNCTION attention_overlay(bytea, int, bigint) IS
     'a PNG of the X-ray with a layer''s attention drawn over it, by model row';
 
@@ -372,7 +383,8 @@ CREATE FUNCTION cxr_train(name text, training_query text, arch text DEFAULT 'ale
                           OUT epoch int, OUT train_loss float8, OUT train_accuracy float8,
                           OUT val_loss float8, OUT val_accuracy float8, OUT seconds float8)
     RETURNS SETOF record
-    AS 'MODULE_PATHNAME', 'cxr_train' LANGUAGE C VOLATILE;
+    AS 'MODULE_PATHNAME', 'cxr_train' LANGUAGE C VOLATILE
+    COST 10000000 ROWS 10;
 COMMENT ON FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean) IS
     'trains a network on the (image, label) rows of a query and stores it under a name';
 
@@ -381,7 +393,8 @@ CREATE FUNCTION cxr_evaluate(model text, query text,
                              OUT specificity float8, OUT "precision" float8, OUT f1 float8,
                              OUT roc_auc float8, OUT true_positive bigint, OUT false_positive bigint,
                              OUT true_negative bigint, OUT false_negative bigint)
-    AS 'MODULE_PATHNAME', 'cxr_evaluate' LANGUAGE C VOLATILE STRICT;
+    AS 'MODULE_PATHNAME', 'cxr_evaluate' LANGUAGE C VOLATILE STRICT
+    COST 2700000;
 COMMENT ON FUNCTION cxr_evaluate(text, text) IS
     'accuracy, sensitivity, specificity, precision, F1 and ROC AUC of a model on a query''s rows';
 

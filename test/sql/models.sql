@@ -93,6 +93,11 @@ SELECT cxr.cxr_model_drop('random_copy');
 SELECT cxr.covid_predict('\x00'::bytea, 'random');
 SELECT cxr.attention_overlay('\x89504e470d0a1a0a0000'::bytea, 4, 'random');
 
+-- scoring costs what it costs (bench/function_costs.sh): under a LIMIT, the planner scores only
+-- the rows the LIMIT keeps (the Sort below does not compute covid_predict)
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id, cxr.covid_predict(image, 'random') FROM scans ORDER BY md5(image) LIMIT 2;
+
 -- a name always resolves or says why: stored but not deployed (with the ids), or unknown
 SELECT cxr.cxr_model_import('undeployed', decode(:'model_b64', 'base64'), deploy => false) AS undeployed_id \gset
 SELECT cxr.covid_predict(image, 'undeployed') FROM scans WHERE id = 0;

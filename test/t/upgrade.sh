@@ -20,7 +20,8 @@ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cxr_attn') ORDER BY 1;
 SELECT 'function ' || p.oid::regprocedure || ' -> ' || pg_get_function_result(p.oid) || ' | ' ||
        pg_get_function_arguments(p.oid) || ' | ' || p.provolatile::text || p.proparallel::text || p.proisstrict::text ||
-       p.prosecdef::text || ' | ' || coalesce(p.proconfig::text, '') || ' | ' || md5(p.prosrc) || ' | ' ||
+       p.prosecdef::text || ' | cost ' || p.procost || ' rows ' || p.prorows || ' | ' ||
+       coalesce(p.proconfig::text, '') || ' | ' || md5(p.prosrc) || ' | ' ||
        coalesce(p.proacl::text, '')
 FROM pg_proc p WHERE p.pronamespace = 'cxr'::regnamespace ORDER BY 1;
 SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || a.attnum || ' ' ||
