@@ -98,6 +98,20 @@ SELECT cxr.attention_overlay('\x89504e470d0a1a0a0000'::bytea, 4, 'random');
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id, cxr.covid_predict(image, 'random') FROM scans ORDER BY md5(image) LIMIT 2;
 
+-- A table of X-rays is small on disk (its images live in TOAST), below
+-- min_parallel_table_scan_size, so costs alone never get it workers: the table's
+-- parallel_workers setting does (README, "Scoring in parallel").
+CREATE TABLE many_scans AS SELECT s.id, s.image FROM scans s, generate_series(1, 25);
+ALTER TABLE many_scans SET (parallel_workers = 2);
+ANALYZE many_scans;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT count(cxr.covid_predict(image, 'random')) FROM many_scans;
+-- and the workers' scores are the scores
+SELECT count(*) AS rows, bool_and(m.p = s.p) AS same_scores
+FROM (SELECT id, cxr.covid_predict(image, 'random') AS p FROM many_scans) m
+JOIN (SELECT id, cxr.covid_predict(image, 'random') AS p FROM scans) s USING (id);
+DROP TABLE many_scans;
+
 -- a name always resolves or says why: stored but not deployed (with the ids), or unknown
 SELECT cxr.cxr_model_import('undeployed', decode(:'model_b64', 'base64'), deploy => false) AS undeployed_id \gset
 SELECT cxr.covid_predict(image, 'undeployed') FROM scans WHERE id = 0;
