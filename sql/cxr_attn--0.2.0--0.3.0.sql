@@ -333,3 +333,11 @@ ALTER FUNCTION cxr_model_validate(bytea) COST 950000;
 ALTER FUNCTION cxr_evaluate(text, text) COST 2700000;
 ALTER FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean)
     COST 10000000 ROWS 10;
+
+-- The domain's error says what stored bytes look like (a JPEG, a DICOM file, text).
+CREATE FUNCTION cxr_image_check(bytea) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'cxr_image_check' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION cxr_image_check(bytea) IS
+    'the cxr_image domain''s check: true for PNG bytes, else an error saying what they look like';
+ALTER DOMAIN cxr_image DROP CONSTRAINT cxr_image_check;
+ALTER DOMAIN cxr_image ADD CONSTRAINT cxr_image_check CHECK (cxr_image_check(VALUE));

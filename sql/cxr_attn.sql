@@ -8,8 +8,14 @@ CREATE FUNCTION cxr_is_png(bytea) RETURNS boolean
     AS 'MODULE_PATHNAME', 'cxr_is_png' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION cxr_is_png(bytea) IS 'true when the value starts with the PNG signature';
 
+-- true for PNG bytes; otherwise an ERROR that says what the bytes look like
+CREATE FUNCTION cxr_image_check(bytea) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'cxr_image_check' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION cxr_image_check(bytea) IS
+    'the cxr_image domain''s check: true for PNG bytes, else an error saying what they look like';
+
 -- A column type for X-rays: PNG bytes, checked cheaply (signature only) on input.
-CREATE DOMAIN cxr_image AS bytea CHECK (cxr_is_png(VALUE));
+CREATE DOMAIN cxr_image AS bytea CONSTRAINT cxr_image_check CHECK (cxr_image_check(VALUE));
 COMMENT ON DOMAIN cxr_image IS 'an X-ray as PNG bytes (the signature is checked on input)';
 
 CREATE FUNCTION cxr_image_info(image bytea, OUT width int, OUT height int, OUT bit_depth int,

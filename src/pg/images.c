@@ -6,6 +6,7 @@
 #include "cxr_interrupt.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "catalog/pg_type.h"
@@ -110,6 +111,58 @@ cxr_is_png(PG_FUNCTION_ARGS)
 {
     bytea *b = PG_GETARG_BYTEA_PP(0);
     PG_RETURN_BOOL(cxr_png_has_signature((const uint8 *)VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
+}
+
+/* What bytes that are not a PNG look like, for the cxr_image domain's error. */
+static const char *
+looks_like(const uint8 *p, size_t n)
+{
+    static const uint8 jp2[8] = {0, 0, 0, 0x0c, 'j', 'P', ' ', ' '};
+    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF)
+        return "a JPEG image";
+    if (n >= 132 && memcmp(p + 128, "DICM", 4) == 0)
+        return "a DICOM file";
+    if (n >= 8 && memcmp(p, jp2, 8) == 0)
+        return "a JPEG 2000 image";
+    if (n >= 6 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0))
+        return "a GIF image";
+    if (n >= 4 && (memcmp(p, "II*\0", 4) == 0 || memcmp(p, "MM\0*", 4) == 0))
+        return "a TIFF image";
+    if (n >= 2 && p[0] == 'B' && p[1] == 'M')
+        return "a BMP image";
+    if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+        return "gzip data";
+    size_t text = 0, look = Min(n, 64);
+    for (size_t i = 0; i < look; i++)
+        text += (p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\r' || p[i] == '\t';
+    return text == look ? "text" : "binary data of no known image format";
+}
+
+/* The cxr_image domain's check: true for PNG bytes, otherwise an ERROR that says what the bytes
+ * look like (a JPEG, a DICOM file, text) rather than only that a constraint failed. */
+PG_FUNCTION_INFO_V1(cxr_image_check);
+Datum
+cxr_image_check(PG_FUNCTION_ARGS)
+{
+    bytea *b = PG_GETARG_BYTEA_PP(0);
+    const uint8 *p = (const uint8 *)VARDATA_ANY(b);
+    size_t n = VARSIZE_ANY_EXHDR(b);
+    if (cxr_png_has_signature(p, n))
+        PG_RETURN_BOOL(true);
+    StringInfoData first;
+    initStringInfo(&first);
+    for (size_t i = 0; i < Min(n, 8); i++)
+        appendStringInfo(&first, "%s%02x", i ? " " : "", p[i]);
+    if (n == 0)
+        ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
+                        errmsg("value for domain cxr.cxr_image is empty, not a PNG image")));
+    ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
+                    errmsg("value for domain cxr.cxr_image is not a PNG image: it looks like %s",
+                           looks_like(p, n)),
+                    errdetail("It is %zu bytes starting with %s. A cxr_image holds PNG bytes, "
+                              "which start with 89 50 4e 47 0d 0a 1a 0a.", n, first.data),
+                    errhint("Store X-rays as PNG; convert other formats before storing them.")));
+    PG_RETURN_BOOL(false);
 }
 
 PG_FUNCTION_INFO_V1(cxr_image_info);

@@ -158,6 +158,12 @@ SELECT public.try(format('SELECT cxr.cxr_model_import(%L, decode(%L, %L))', 'neg
     AS negative_running_var;
 SELECT public.try(format('SELECT cxr.cxr_image_info(%L::bytea)', '\x' || :'interlace2')) AS png_interlace_2;
 
+-- bytes that are not a PNG, stored as cxr_image: the error says what they look like
+SELECT public.try(format('SELECT %L::bytea::cxr.cxr_image', v)) AS stored_as_cxr_image
+FROM (VALUES ('\xffd8ffe000104a464946'), ('\x474946383961'), ('\x'),
+             ('\x' || encode(convert_to('hello, world', 'UTF8'), 'hex')),
+             ('\x' || repeat('00', 128) || '4449434d')) v(v);
+
 -- ---------------------------------------------------------------- the catalog, beyond the cases
 -- no function runs with its owner's rights; every registry table has row security, and its
 -- policies are exactly these (no UPDATE policy: no role can update a row; no DELETE policy on
