@@ -23,7 +23,7 @@ cat > "$wrapper" <<WRAP
 #!/bin/sh
 export OPENBLAS_CORETYPE=${CXR_VALGRIND_CORETYPE:-Prescott}
 exec valgrind --quiet --trace-children=yes --leak-check=no --error-limit=no --num-callers=30 \
-    --undef-value-errors=${CXR_VALGRIND_UNDEF:-yes} \
+    --undef-value-errors=${CXR_VALGRIND_UNDEF:-yes} --suppressions=$PWD/scripts/valgrind.supp \
     --log-file=$out/vg.%p.log /usr/lib/postgresql/15/bin/postgres "\$@"
 WRAP
 chmod 755 "$wrapper"
