@@ -73,13 +73,13 @@ for batch in 1 64 256; do
     set -- $(cancel_after "SELECT count(*) FROM cxr.cxr_train('c$batch', 'SELECT image, label FROM imgs, generate_series(1, 64) WHERE id < 4', epochs => 100, batch_size => $batch)" \
                           4 "SET cxr_attn.training_memory = '4GB'" cancel)
     ms=$1; shift
-    echo "$*" | grep -q "canceling statement due to user request" && [ "$ms" -lt 1000 ]
+    grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
     ok $? "cxr_train at batch $batch returns ${ms} ms after pg_cancel_backend ($*)"
 done
 set -- $(cancel_after "SELECT count(*) FROM cxr.cxr_train('t', 'SELECT image, label FROM imgs, generate_series(1, 64) WHERE id < 4', epochs => 100, batch_size => 256)" \
                       0 "SET cxr_attn.training_memory = '4GB'; SET statement_timeout = '3s'" timeout)
 ms=$1; shift
-echo "$*" | grep -q "statement timeout" && [ "$ms" -lt 4000 ]
+grep -q "statement timeout" <<< "$*" && [ "$ms" -lt 4000 ]
 ok $? "statement_timeout = 3s stops cxr_train at batch 256 after ${ms} ms ($*)"
 ok $([ "$(q -c "SELECT count(*) FROM cxr.models WHERE name IN ('c1', 'c64', 'c256', 't')")" = 0 ]; echo $?) \
    "cancelled and timed-out training stores nothing"
@@ -87,7 +87,7 @@ ok $([ "$(q -c "SELECT count(*) FROM cxr.models WHERE name IN ('c1', 'c64', 'c25
 # scoring a 16-million-pixel 16-bit RGBA image: decoding and resizing answer cancel
 set -- $(cancel_after "SELECT cxr.covid_predict(image) FROM imgs WHERE id = 101" 0.5 "SELECT 1" cancel)
 ms=$1; shift
-echo "$*" | grep -q "canceling statement due to user request" && [ "$ms" -lt 1000 ]
+grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
 ok $? "scoring a 4000 x 4000 16-bit RGBA PNG returns ${ms} ms after pg_cancel_backend ($*)"
 
 psql -X -q -d postgres -c "DROP DATABASE $db"

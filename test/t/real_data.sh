@@ -35,6 +35,6 @@ diff=$(q -c "SELECT count(*) FROM serial s JOIN parallel o USING (file) WHERE s.
 ok $([ "$diff" = 0 ]; echo $?) "parallel workers give the same scores ($diff differ)"
 plan=$(q -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SET min_parallel_table_scan_size = 0" \
           -c "EXPLAIN SELECT cxr.covid_predict(image, 't') FROM cxr_data.xrays")
-echo "$plan" | grep -q "Workers Planned"; ok $? "covid_predict runs under a parallel plan"
+grep -q "Workers Planned" <<< "$plan"; ok $? "covid_predict runs under a parallel plan"
 psql -X -q -d postgres -c "DROP DATABASE $db"
 exit $tap_failed

@@ -77,7 +77,7 @@ for from in 0.1.0 0.2.0; do
     q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/before.txt"
     err=$(psql -X -Atq -c "SELECT count(*) FROM cxr.cxr_train('x', 'SELECT image, label FROM imgs', epochs => 1)" 2>&1)
     echo "# $err"
-    echo "$err" | grep -q "older than its library"
+    grep -q "older than its library" <<< "$err"
     ok $? "$from: training on $from's SQL with the new library asks for ALTER EXTENSION UPDATE"
 
     q -c "ALTER EXTENSION cxr_attn UPDATE"
