@@ -69,15 +69,10 @@ typedef struct cxr_jsonb {
 } cxr_jsonb;
 void cxr_jsonb_begin(cxr_jsonb *j, bool array);
 void cxr_jsonb_end(cxr_jsonb *j);
-void cxr_jsonb_key(cxr_jsonb *j, const char *key);
-void cxr_jsonb_string(cxr_jsonb *j, const char *s); /* NULL: null */
-void cxr_jsonb_number(cxr_jsonb *j, double v);      /* NaN or infinite: null */
-void cxr_jsonb_int(cxr_jsonb *j, int64 v);
-void cxr_jsonb_bool(cxr_jsonb *j, bool v);
 Jsonb *cxr_jsonb_finish(cxr_jsonb *j);
-/* key and value in one call, inside an object */
-void cxr_jsonb_put_string(cxr_jsonb *j, const char *key, const char *s);
-void cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v);
+/* key and value, inside an object */
+void cxr_jsonb_put_string(cxr_jsonb *j, const char *key, const char *s); /* NULL: null */
+void cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v);      /* NaN, inf: null */
 void cxr_jsonb_put_int(cxr_jsonb *j, const char *key, int64 v);
 void cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v);
 

@@ -62,8 +62,8 @@ cxr_pg_decode(bytea *png, int *w, int *h)
 }
 
 /* Resizes w x h to side x side; the scratch is at most max(source, destination) pixels. */
-static void
-resize(const float *gray, int w, int h, float *out, int side)
+void
+cxr_pg_resize(const float *gray, int w, int h, float *out, int side)
 {
     size_t scratch = cxr_resize_scratch_floats(w, h, side, side);
     float *tmp = MemoryContextAllocHuge(CurrentMemoryContext, Max(scratch, 1) * sizeof(float));
@@ -72,18 +72,12 @@ resize(const float *gray, int w, int h, float *out, int side)
     pfree(tmp);
 }
 
-void
-cxr_pg_resize(const float *gray, int w, int h, float *out, int side)
-{
-    resize(gray, w, h, out, side);
-}
-
 float *
 cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h)
 {
     float *gray = cxr_pg_decode(png, w, h);
     int side = m->input_size;
-    resize(gray, *w, *h, input, side);
+    cxr_pg_resize(gray, *w, *h, input, side);
     cxr_normalize(input, (size_t)side * side, m->mean, m->std);
     return gray;
 }
@@ -149,13 +143,13 @@ cxr_image_check(PG_FUNCTION_ARGS)
     size_t n = VARSIZE_ANY_EXHDR(b);
     if (cxr_png_has_signature(p, n))
         PG_RETURN_BOOL(true);
+    if (n == 0)
+        ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
+                        errmsg("value for domain cxr.cxr_image is empty, not a PNG image")));
     StringInfoData first;
     initStringInfo(&first);
     for (size_t i = 0; i < Min(n, 8); i++)
         appendStringInfo(&first, "%s%02x", i ? " " : "", p[i]);
-    if (n == 0)
-        ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
-                        errmsg("value for domain cxr.cxr_image is empty, not a PNG image")));
     ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
                     errmsg("value for domain cxr.cxr_image is not a PNG image: it looks like %s",
                            looks_like(p, n)),
@@ -206,6 +200,6 @@ cxr_image_gray(PG_FUNCTION_ARGS)
                                cxr_max_image_pixels)));
     float *gray = cxr_pg_decode(b, &w, &h);
     float *out = palloc(sizeof(float) * side * side);
-    resize(gray, w, h, out, side);
+    cxr_pg_resize(gray, w, h, out, side);
     PG_RETURN_ARRAYTYPE_P(cxr_pg_grid_array(out, side));
 }

@@ -38,7 +38,7 @@ cxr_jsonb_end(cxr_jsonb *j)
     j->result = pushJsonbValue(&j->state, array ? WJB_END_ARRAY : WJB_END_OBJECT, NULL);
 }
 
-void
+static void
 cxr_jsonb_key(cxr_jsonb *j, const char *key)
 {
     JsonbValue v;
@@ -48,7 +48,7 @@ cxr_jsonb_key(cxr_jsonb *j, const char *key)
     j->result = pushJsonbValue(&j->state, WJB_KEY, &v);
 }
 
-void
+static void
 cxr_jsonb_string(cxr_jsonb *j, const char *s)
 {
     JsonbValue v;
@@ -62,7 +62,7 @@ cxr_jsonb_string(cxr_jsonb *j, const char *s)
     push_scalar(j, &v);
 }
 
-void
+static void
 cxr_jsonb_number(cxr_jsonb *j, double x)
 {
     JsonbValue v;
@@ -75,7 +75,7 @@ cxr_jsonb_number(cxr_jsonb *j, double x)
     push_scalar(j, &v);
 }
 
-void
+static void
 cxr_jsonb_int(cxr_jsonb *j, int64 x)
 {
     JsonbValue v;
@@ -84,7 +84,7 @@ cxr_jsonb_int(cxr_jsonb *j, int64 x)
     push_scalar(j, &v);
 }
 
-void
+static void
 cxr_jsonb_bool(cxr_jsonb *j, bool x)
 {
     JsonbValue v;

@@ -246,13 +246,20 @@ cxr_model_id(PG_FUNCTION_ARGS)
     PG_RETURN_INT64(cxr_pg_resolve_name(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
-PG_FUNCTION_INFO_V1(cxr_registry_changed);
-Datum
-cxr_registry_changed(PG_FUNCTION_ARGS)
+/* Every backend marks its cache stale when the transaction commits. */
+static void
+invalidate_registry(void)
 {
     cxr_pg_schema();
     if (OidIsValid(deployments_relid))
         CacheInvalidateRelcacheByRelid(deployments_relid);
+}
+
+PG_FUNCTION_INFO_V1(cxr_registry_changed);
+Datum
+cxr_registry_changed(PG_FUNCTION_ARGS)
+{
+    invalidate_registry();
     PG_RETURN_VOID();
 }
 
@@ -265,8 +272,6 @@ cxr_registry_changed_trigger(PG_FUNCTION_ARGS)
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("registry_changed_trigger() must be called as a trigger")));
-    cxr_pg_schema();
-    if (OidIsValid(deployments_relid))
-        CacheInvalidateRelcacheByRelid(deployments_relid);
+    invalidate_registry();
     return PointerGetDatum(NULL);
 }
