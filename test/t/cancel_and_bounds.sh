@@ -7,14 +7,10 @@ cd "$(dirname "$0")/../.."
 source test/t/tap.inc
 echo "1..9"
 db=cxr_cancel
-psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-export PGDATABASE=$db
+fresh_db $db
 tmp=$(mktemp -d)
-q -c "CREATE EXTENSION cxr_attn"
 q -c "CREATE TABLE imgs (id int, image bytea, label boolean)"
-for i in 0 1 2 3; do
-    q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
-done
+test_xrays imgs
 # PNGs written by Python's zlib (no libpng): a 40 x 1,000,000 gray image, and a 4,000 x 4,000
 # 16-bit RGBA one (16 million pixels, 128 MB of samples), both under the default pixel limit
 /usr/bin/python3 - "$tmp" <<'PY'

@@ -7,13 +7,9 @@ cd "$(dirname "$0")/../.."
 source test/t/tap.inc
 echo "1..5"
 db=cxr_tap
-psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-export PGDATABASE=$db
-q -c "CREATE EXTENSION cxr_attn"
+fresh_db $db
 q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)"
-for i in 0 1 2 3; do
-    q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
-done
+test_xrays imgs
 q -c "SET client_min_messages = warning" \
   -c "SELECT count(*) FROM cxr.cxr_train('tiny', 'SELECT image, label FROM imgs', 'alexnet_attn2', epochs => 2, batch_size => 4)" >/dev/null
 tmp=$(mktemp -d)

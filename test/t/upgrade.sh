@@ -66,9 +66,7 @@ for from in 0.1.0 0.2.0; do
       -c "GRANT SELECT, INSERT ON cxr.training_history TO cxr_up_modeler"
     [ "$from" = 0.2.0 ] && q -c "GRANT SELECT, INSERT ON cxr.training_states TO cxr_up_modeler"
     q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)" -c "GRANT SELECT ON imgs TO cxr_up_modeler"
-    for i in 0 1 2 3; do
-        q -c "INSERT INTO imgs VALUES ($i, decode('$(base64 -w0 test/data/xray$i.png)', 'base64'), $((i % 2)) = 1)"
-    done
+    test_xrays imgs
     # a model owned by the modeler role, and one whose metrics claim to be the shipped model
     # (0.1.0 and 0.2.0 let any caller write that mark; pg_dump then left the row out)
     q -c "SET ROLE cxr_up_modeler" -c "SELECT cxr.cxr_model_import('users_model', cxr.cxr_model_export('default'))" >/dev/null
