@@ -10,7 +10,8 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
 # upgrade scripts, and the first release's full script (kept so 0.1.0 can still be installed
 # and the upgrade path tested)
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql \
+       sql/$(EXTENSION)--0.3.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
@@ -39,7 +40,7 @@ CORE_LIBS = -lpng -lz -ldl -lm -lpthread
 UNIT_TESTS = $(patsubst test/unit/%.c,test/bin/%,$(wildcard test/unit/test_*.c))
 PYTHON ?= /usr/bin/python3
 
-test/bin/%: test/unit/%.c test/unit/harness.h $(CORE_SRCS) $(wildcard src/core/*.h)
+test/bin/%: test/unit/%.c test/unit/harness.h test/unit/interrupt_hook.h $(CORE_SRCS) $(wildcard src/core/*.h)
 	@mkdir -p test/bin
 	$(CORE_CC) $(CORE_CFLAGS) -Itest/unit -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
@@ -59,9 +60,10 @@ check-core: $(UNIT_TESTS) test/fixtures/.done
 .PHONY: check-core
 
 # ---- fuzzing (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
-# Four targets: PNG decoding, model files, training states, resizing. Each starts from real
-# files, written afresh into $(FUZZ_SEEDS) (any seed step that fails stops make); what a
-# PNG or resize fuzzer finds accumulates in $(FUZZ_CORPUS); crashes land in $(FUZZ_CRASHES).
+# Five targets: PNG decoding, model files, training states, resizing, drawing. Each starts from
+# real files (drawing: inputs encoded by test/fuzz/seed_draw.py), written afresh into
+# $(FUZZ_SEEDS) (any seed step that fails stops make); what a PNG, resize or drawing fuzzer
+# finds accumulates in $(FUZZ_CORPUS); crashes land in $(FUZZ_CRASHES).
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
@@ -86,7 +88,8 @@ test/bin/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 
 fuzz-seeds: test/bin/cxr_cli
 	rm -rf $(FUZZ_SEEDS)
-	mkdir -p $(FUZZ_SEEDS)/png $(FUZZ_SEEDS)/model $(FUZZ_SEEDS)/state $(FUZZ_SEEDS)/resize
+	mkdir -p $(FUZZ_SEEDS)/png $(FUZZ_SEEDS)/model $(FUZZ_SEEDS)/state $(FUZZ_SEEDS)/resize \
+		$(FUZZ_SEEDS)/draw
 	cp test/data/*.png $(FUZZ_SEEDS)/png/
 	$(PYTHON) test/fuzz/seed_pngs.py test/sql/png_kinds.sql $(FUZZ_SEEDS)/png
 	set -e; for a in alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3; do \
@@ -105,15 +108,20 @@ fuzz-seeds: test/bin/cxr_cli
 	printf '\001\053\001\053\001\052\001\052\010' | cat - test/data/xray0.png > $(FUZZ_SEEDS)/resize/shrink
 	printf '\000\002\001\377\000\143\000\077\010' | cat - test/data/xray1.png > $(FUZZ_SEEDS)/resize/tall
 	printf '\000\012\000\012\001\377\001\377\020' | cat - test/data/xray2.png > $(FUZZ_SEEDS)/resize/grow
+	@# drawing: one byte picks canvas operations, overlay, figure or plot (test/fuzz/fuzz_draw.c)
+	$(PYTHON) test/fuzz/seed_draw.py $(FUZZ_SEEDS)/draw
 
 fuzz: $(FUZZ_TARGETS) fuzz-seeds
 	@# units found in model files and states are megabytes each: start those afresh every run
 	rm -rf $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state
-	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state $(FUZZ_CORPUS)/resize
+	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state \
+		$(FUZZ_CORPUS)/resize $(FUZZ_CORPUS)/draw
 	test/bin/fuzz_png $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/png- \
 		$(FUZZ_CORPUS)/png $(FUZZ_SEEDS)/png
 	test/bin/fuzz_resize $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/resize- \
 		$(FUZZ_CORPUS)/resize $(FUZZ_SEEDS)/resize
+	test/bin/fuzz_draw $(FUZZ_RUN) -max_len=4096 -artifact_prefix=$(FUZZ_CRASHES)/draw- \
+		$(FUZZ_CORPUS)/draw $(FUZZ_SEEDS)/draw
 	test/bin/fuzz_model_file $(FUZZ_RUN) -max_len=$(FUZZ_MODEL_MAX_LEN) \
 		-artifact_prefix=$(FUZZ_CRASHES)/model- $(FUZZ_CORPUS)/model $(FUZZ_SEEDS)/model
 	test/bin/fuzz_train_state $(FUZZ_RUN) -max_len=$(FUZZ_STATE_MAX_LEN) \

@@ -62,6 +62,12 @@ cost_of() {  # label, SQL over imgs computing the call for every row, calls per 
 cost_of "covid_predict(bytea, text|bigint)" "SELECT count(cxr.covid_predict(image)) FROM imgs"
 cost_of "attention_map(bytea, int, text|bigint)" "SELECT count(cxr.attention_map(image, 3)) FROM imgs"
 cost_of "attention_overlay(bytea, int, text|bigint)" "SELECT count(cxr.attention_overlay(image, 3)) FROM imgs"
+cost_of "attention_overlay(..., caption => true)" "SELECT count(cxr.attention_overlay(image, 3, caption => true)) FROM imgs"
+# (cost_of divides by n images x k: these statements make 1 and 10 calls)
+cost_of "attention_figure(bytea[], ...) of 6 X-rays" "SELECT length(cxr.attention_figure((SELECT array_agg(image) FROM (SELECT image FROM imgs LIMIT 6) s)))" "$(awk "BEGIN { print 1 / $n }")"
+q -c "INSERT INTO cxr.training_history SELECT (SELECT min(id) FROM cxr.models), g, 1.0 / g, 0.5 + g / 100.0, 1.2 / g, 0.5 + g / 120.0, 1
+      FROM generate_series(1, 30) g"  # a 30-epoch history to draw
+cost_of "cxr_training_curve(text|bigint), 30 epochs" "SELECT length(cxr.cxr_training_curve((SELECT min(id) FROM cxr.models))) FROM generate_series(1, 10)" "$(awk "BEGIN { print 10 / $n }")"
 cost_of "cxr_image_gray(bytea, int) at 299" "SELECT count(cxr.cxr_image_gray(image, 299)) FROM imgs"
 cost_of "cxr_image_info(bytea)" "SELECT count((cxr.cxr_image_info(image)).width) FROM imgs, generate_series(1, 100)" 100
 cost_of "cxr_model_validate(bytea)" "SELECT count((cxr.cxr_model_validate(w)).arch) FROM models_bytes, imgs"

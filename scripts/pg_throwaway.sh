@@ -1,6 +1,7 @@
 # Sourced: starts a throwaway PostgreSQL 15 as the postgres user (PostgreSQL refuses to run as
 # root) in a temporary folder, exports PGHOST/PGPORT/PGUSER/PGDATABASE, and stops and removes
-# it when the calling script exits.
+# it when the calling script exits, unless CXR_PG_KEEP=1: then it keeps running and the calling
+# script's end says how to connect and how to stop it. CXR_PG_PORT sets the port (54329).
 pg_bin=/usr/lib/postgresql/15/bin
 pg_dir=$(mktemp -d /tmp/cxr_attn_pg.XXXXXX)
 chmod 755 "$pg_dir"
@@ -15,4 +16,14 @@ pg_throwaway_stop() {
     run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$pg_dir"
 }
-trap pg_throwaway_stop EXIT
+pg_throwaway_kept() {
+    echo "== the server keeps running (CXR_PG_KEEP=1):"
+    echo "   export PGHOST=$pg_dir PGPORT=$PGPORT PGUSER=postgres PGDATABASE=$PGDATABASE"
+    echo "   psql                                   # the tour of README.md, by hand"
+    echo "   runuser -u postgres -- $pg_bin/pg_ctl -D $pg_dir/data stop && rm -rf $pg_dir"
+}
+if [ "${CXR_PG_KEEP:-0}" = 1 ]; then
+    trap pg_throwaway_kept EXIT
+else
+    trap pg_throwaway_stop EXIT
+fi

@@ -16,13 +16,14 @@ out=${CXR_VALGRIND_OUT:-/tmp/cxr_valgrind}
 rm -rf "$out" && mkdir -p "$out" && chmod 777 "$out"
 wrapper=$out/postgres
 # Memory errors only (leaks are PostgreSQL's business: it frees by memory context); OpenBLAS is
-# loaded with dlopen and stays; the logs name every backend by pid.
+# loaded with dlopen and stays; the logs name every backend by pid; fair scheduling, because
+# OpenBLAS threads spin while they wait for each other.
 # OpenBLAS's SSE3 kernels (Prescott): valgrind emulates AVX2/FMA so slowly that one forward
 # pass takes 55 s with the Haswell kernels and 4 s with these (cxr_cli predict, measured here).
 cat > "$wrapper" <<WRAP
 #!/bin/sh
 export OPENBLAS_CORETYPE=${CXR_VALGRIND_CORETYPE:-Prescott}
-exec valgrind --quiet --trace-children=yes --leak-check=no --error-limit=no --num-callers=30 \
+exec valgrind --quiet --fair-sched=try --trace-children=yes --leak-check=no --error-limit=no --num-callers=30 \
     --undef-value-errors=${CXR_VALGRIND_UNDEF:-yes} --suppressions=$PWD/scripts/valgrind.supp \
     --log-file=$out/vg.%p.log /usr/lib/postgresql/15/bin/postgres "\$@"
 WRAP

@@ -34,23 +34,22 @@ COMMENT ON FUNCTION cxr_image_gray(bytea, int) IS
     'the decoded gray image resized to size x size, values in [0, 1]';
 
 -- ---------------------------------------------------------------- model registry
--- Every SQL-language and plpgsql function below pins its search_path, so that no object a
--- caller puts first in search_path (a function, an operator) can run inside it; the row-level
--- security policies call only such functions.
+-- The extension's internal helpers live in schema cxr_internal, on which no user has USAGE, so
+-- nothing a user runs can name them. The row-level security policies, column defaults and
+-- triggers reach them by oid, and so do the registry's C functions (src/pg/registry.c).
+-- Every SQL-language and plpgsql function pins its search_path, so that no object a caller puts
+-- first in search_path (a function, an operator) can run inside it.
+CREATE SCHEMA cxr_internal;
+COMMENT ON SCHEMA cxr_internal IS
+    'cxr_attn''s internal helpers: policies, triggers and defaults use them; users cannot call them';
+REVOKE ALL ON SCHEMA cxr_internal FROM PUBLIC;
 
 -- The current role as a role id (owners are stored as ids: a dropped role's models are not
 -- inherited by a new role of the same name).
-CREATE FUNCTION cxr_current_role() RETURNS regrole
+CREATE FUNCTION cxr_internal.cxr_current_role() RETURNS regrole
     AS 'MODULE_PATHNAME', 'cxr_current_role' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION cxr_current_role() IS
+COMMENT ON FUNCTION cxr_internal.cxr_current_role() IS
     'the id of current_user, as stored in cxr.models.owner and cxr.deployments.deployed_by';
-
--- true only inside this extension's own CREATE/ALTER EXTENSION script: the one writer allowed
--- to mark a model as the shipped default.
-CREATE FUNCTION cxr_in_extension_script() RETURNS boolean
-    AS 'MODULE_PATHNAME', 'cxr_in_extension_script' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION cxr_in_extension_script() IS
-    'true while the cxr_attn extension script itself runs (the only writer of shipped models)';
 
 -- Model rows are immutable; names point at models through an append-only deployment log.
 CREATE TABLE models (
@@ -60,7 +59,7 @@ CREATE TABLE models (
     metadata    jsonb NOT NULL,
     weights     bytea NOT NULL,
     metrics     jsonb NOT NULL DEFAULT '{}',
-    owner       regrole NOT NULL DEFAULT cxr_current_role(),
+    owner       regrole NOT NULL DEFAULT cxr_internal.cxr_current_role(),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON models (name);
@@ -71,7 +70,7 @@ CREATE TABLE deployments (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL,
     model_id    bigint NOT NULL REFERENCES models (id) ON DELETE CASCADE,
-    deployed_by regrole NOT NULL DEFAULT cxr_current_role(),
+    deployed_by regrole NOT NULL DEFAULT cxr_internal.cxr_current_role(),
     deployed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON deployments (name, id);
@@ -100,15 +99,15 @@ CREATE TABLE training_states (
 COMMENT ON TABLE training_states IS
     'the resumable state (weights, Adam moments, progress) of each cxr_train run after its last epoch';
 
-CREATE FUNCTION models_immutable() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION cxr_internal.models_immutable() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'model rows are immutable: import a new model instead'
         USING ERRCODE = 'object_not_in_prerequisite_state';
 END $$;
-COMMENT ON FUNCTION models_immutable() IS 'trigger: refuses UPDATE of cxr.models';
+COMMENT ON FUNCTION cxr_internal.models_immutable() IS 'trigger: refuses UPDATE of cxr.models';
 CREATE TRIGGER models_immutable BEFORE UPDATE ON models
-    FOR EACH ROW EXECUTE FUNCTION models_immutable();
+    FOR EACH ROW EXECUTE FUNCTION cxr_internal.models_immutable();
 
 -- Parses and fully validates a safetensors model; returns its arch and metadata.
 CREATE FUNCTION cxr_model_validate(weights bytea, OUT arch text, OUT metadata jsonb)
@@ -118,58 +117,31 @@ COMMENT ON FUNCTION cxr_model_validate(bytea) IS
     'parses and fully validates a safetensors model file; returns its architecture and metadata';
 
 -- Every path that stores a model goes through this check: import, cxr_train, a direct INSERT
--- and a restore from pg_dump. The file must load; arch and metadata are what the file says; only
--- the extension's own script may mark a model as shipped (pg_dump leaves shipped models out).
-CREATE FUNCTION models_validate() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v record;
-BEGIN
-    -- the rights the row-security policy checks, first: a file is parsed only for a caller
-    -- who may store it (roles that bypass row security, such as a restore, skip this)
-    IF row_security_active('@extschema@.models') AND
-       (NEW.owner IS DISTINCT FROM @extschema@.cxr_current_role()
-        OR NOT @extschema@.name_writable(NEW.name)) THEN
-        RAISE EXCEPTION 'new row violates row-level security policy for table "models"'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'A role stores models under its own id, in names it owns.';
-    END IF;
-    IF NEW.weights IS NULL THEN
-        RETURN NEW;  -- the NOT NULL constraint says so
-    END IF;
-    v := @extschema@.cxr_model_validate(NEW.weights);
-    IF NEW.arch IS NOT NULL AND NEW.arch IS DISTINCT FROM v.arch THEN
-        RAISE EXCEPTION 'arch "%" does not match the model file (%)', NEW.arch, v.arch
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    NEW.arch := v.arch;
-    NEW.metadata := v.metadata;
-    IF NEW.metrics ? 'shipped' AND NOT @extschema@.cxr_in_extension_script() THEN
-        RAISE EXCEPTION 'the metrics key "shipped" is reserved for the model shipped with cxr_attn'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN NEW;
-END $$;
-COMMENT ON FUNCTION models_validate() IS
+-- and a restore from pg_dump. The caller's rights first (as the policies say), then the file
+-- must load; arch and metadata are what the file says; only the extension's own script may
+-- mark a model as shipped (pg_dump leaves shipped models out).
+CREATE FUNCTION cxr_internal.models_validate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'cxr_models_validate' LANGUAGE C;
+COMMENT ON FUNCTION cxr_internal.models_validate() IS
     'trigger: validates every stored model file and derives arch and metadata from it';
 CREATE TRIGGER models_validate BEFORE INSERT ON models
-    FOR EACH ROW EXECUTE FUNCTION models_validate();
+    FOR EACH ROW EXECUTE FUNCTION cxr_internal.models_validate();
 
 -- Tells every backend's model cache that names or models changed (at commit). Not for PUBLIC:
 -- each call makes every backend reload its models.
-CREATE FUNCTION cxr_registry_changed() RETURNS void
+CREATE FUNCTION cxr_internal.cxr_registry_changed() RETURNS void
     AS 'MODULE_PATHNAME', 'cxr_registry_changed' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION cxr_registry_changed() IS
+COMMENT ON FUNCTION cxr_internal.cxr_registry_changed() IS
     'invalidates every backend''s model cache (the registry triggers do this on every change)';
-REVOKE ALL ON FUNCTION cxr_registry_changed() FROM PUBLIC;
-CREATE FUNCTION registry_changed_trigger() RETURNS trigger
+REVOKE ALL ON FUNCTION cxr_internal.cxr_registry_changed() FROM PUBLIC;
+CREATE FUNCTION cxr_internal.registry_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'cxr_registry_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION registry_changed_trigger() IS
+COMMENT ON FUNCTION cxr_internal.registry_changed_trigger() IS
     'trigger: invalidates every backend''s model cache after a deployment or a dropped model';
 CREATE TRIGGER deployments_changed AFTER INSERT OR UPDATE OR DELETE ON deployments
-    FOR EACH STATEMENT EXECUTE FUNCTION registry_changed_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION cxr_internal.registry_changed_trigger();
 CREATE TRIGGER models_changed AFTER DELETE ON models
-    FOR EACH STATEMENT EXECUTE FUNCTION registry_changed_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION cxr_internal.registry_changed_trigger();
 
 -- What each name points at now.
 CREATE VIEW current_models AS
@@ -183,128 +155,60 @@ COMMENT ON VIEW current_models IS 'the model each deployed name points at now';
 -- model rows and the roles that deployed it. Anyone with the table privileges may claim a new
 -- name, or add to a name all of whose owners and deployers are roles they are members of; only
 -- those roles may point the name elsewhere or drop it. Scoring needs only SELECT.
-CREATE FUNCTION name_writable(model_name text) RETURNS boolean
+CREATE FUNCTION cxr_internal.name_writable(model_name text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT EXISTS (SELECT 1 FROM @extschema@.models m
                        WHERE m.name = model_name AND NOT pg_has_role(m.owner, 'MEMBER'))
        AND NOT EXISTS (SELECT 1 FROM @extschema@.deployments d
                        WHERE d.name = model_name AND NOT pg_has_role(d.deployed_by, 'MEMBER'))
 $$;
-COMMENT ON FUNCTION name_writable(text) IS
+COMMENT ON FUNCTION cxr_internal.name_writable(text) IS
     'true when the current role may add to, repoint or drop the model name';
 -- true when the current role is a member of the role that owns model model_id
-CREATE FUNCTION model_writable(model_id bigint) RETURNS boolean
+CREATE FUNCTION cxr_internal.model_writable(model_id bigint) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM @extschema@.models m
                    WHERE m.id = model_id AND pg_has_role(m.owner, 'MEMBER'))
 $$;
-COMMENT ON FUNCTION model_writable(bigint) IS
+COMMENT ON FUNCTION cxr_internal.model_writable(bigint) IS
     'true when the current role is a member of the role owning the model row';
 ALTER TABLE models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE deployments ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_read ON models FOR SELECT USING (true);
 CREATE POLICY models_insert ON models FOR INSERT
-    WITH CHECK (owner = @extschema@.cxr_current_role() AND @extschema@.name_writable(name));
+    WITH CHECK (owner = cxr_internal.cxr_current_role() AND cxr_internal.name_writable(name));
 CREATE POLICY models_delete ON models FOR DELETE
     USING (pg_catalog.pg_has_role(owner, 'MEMBER'));
 CREATE POLICY deployments_read ON deployments FOR SELECT USING (true);
 CREATE POLICY deployments_insert ON deployments FOR INSERT
-    WITH CHECK (deployed_by = @extschema@.cxr_current_role() AND @extschema@.name_writable(name));
-CREATE POLICY deployments_delete ON deployments FOR DELETE USING (@extschema@.name_writable(name));
+    WITH CHECK (deployed_by = cxr_internal.cxr_current_role() AND cxr_internal.name_writable(name));
+CREATE POLICY deployments_delete ON deployments FOR DELETE USING (cxr_internal.name_writable(name));
 ALTER TABLE training_states ENABLE ROW LEVEL SECURITY;
 CREATE POLICY training_states_read ON training_states FOR SELECT USING (true);
 CREATE POLICY training_states_insert ON training_states FOR INSERT
-    WITH CHECK (@extschema@.model_writable(model_id));
+    WITH CHECK (cxr_internal.model_writable(model_id));
 ALTER TABLE training_history ENABLE ROW LEVEL SECURITY;
 CREATE POLICY training_history_read ON training_history FOR SELECT USING (true);
 CREATE POLICY training_history_insert ON training_history FOR INSERT
-    WITH CHECK (@extschema@.model_writable(model_id));
+    WITH CHECK (cxr_internal.model_writable(model_id));
 
--- Stores a new immutable model row and (by default) points the name at it.
+-- Stores a new immutable model row and (by default) points the name at it. The writers are C
+-- (src/pg/registry.c): they reach cxr_internal's helpers by oid.
 CREATE FUNCTION cxr_model_import(name text, weights bytea, deploy boolean DEFAULT true,
                                  metrics jsonb DEFAULT '{}') RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    new_id bigint;
-    old_id bigint;
-BEGIN
-    IF name IS NULL OR weights IS NULL OR length(name) = 0 THEN
-        RAISE EXCEPTION 'model name and weights must not be null or empty'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    -- rights first: nothing is parsed for a caller who may not store it
-    IF NOT has_table_privilege('@extschema@.models', 'INSERT')
-       OR (deploy AND NOT has_table_privilege('@extschema@.deployments', 'INSERT')) THEN
-        RAISE EXCEPTION 'permission denied to store models in the cxr_attn registry'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Storing needs INSERT on cxr.models (and cxr.deployments to deploy).';
-    END IF;
-    IF NOT @extschema@.name_writable(name) THEN
-        RAISE EXCEPTION 'model name "%" belongs to another role', name
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    -- the models_validate trigger parses the file and fills arch and metadata
-    INSERT INTO @extschema@.models (name, arch, metadata, weights, metrics, owner)
-    VALUES (name, NULL, NULL, weights, coalesce(metrics, '{}'), @extschema@.cxr_current_role())
-    RETURNING id INTO new_id;
-    IF deploy THEN
-        SELECT d.model_id INTO old_id FROM @extschema@.deployments d
-        WHERE d.name = cxr_model_import.name ORDER BY d.id DESC LIMIT 1;
-        INSERT INTO @extschema@.deployments (name, model_id, deployed_by)
-        VALUES (name, new_id, @extschema@.cxr_current_role());
-        IF old_id IS NOT NULL THEN
-            -- the whole database scores with this name: say that it moved
-            RAISE NOTICE 'model name "%" now points at model % (was model %)', name, new_id, old_id;
-        END IF;
-    END IF;
-    RETURN new_id;
-END $$;
+    AS 'MODULE_PATHNAME', 'cxr_model_import' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION cxr_model_import(text, bytea, boolean, jsonb) IS
     'validates and stores a safetensors model under a name; with deploy, points the name at it';
 
 -- Points a name at an existing model row (a rollback, or promoting a candidate).
 CREATE FUNCTION cxr_model_deploy(name text, model_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    old_id bigint;
-BEGIN
-    IF NOT @extschema@.name_writable(name) THEN
-        RAISE EXCEPTION 'model name "%" belongs to another role', name
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM @extschema@.models m WHERE m.id = model_id) THEN
-        RAISE EXCEPTION 'model % does not exist', model_id USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT d.model_id INTO old_id FROM @extschema@.deployments d
-    WHERE d.name = cxr_model_deploy.name ORDER BY d.id DESC LIMIT 1;
-    INSERT INTO @extschema@.deployments (name, model_id, deployed_by)
-    VALUES (name, model_id, @extschema@.cxr_current_role());
-    IF old_id IS DISTINCT FROM model_id THEN
-        RAISE NOTICE 'model name "%" now points at model % (was %)', name, model_id,
-            coalesce('model ' || old_id, 'nothing');
-    END IF;
-END $$;
+    AS 'MODULE_PATHNAME', 'cxr_model_deploy' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION cxr_model_deploy(text, bigint) IS
     'points a model name at an existing model row (rollback or promotion)';
 
 -- Drops every model row stored under a name, with its deployments and history.
 CREATE FUNCTION cxr_model_drop(name text) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    n bigint;
-BEGIN
-    IF NOT @extschema@.name_writable(name) THEN
-        RAISE EXCEPTION 'model name "%" belongs to another role', name
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    DELETE FROM @extschema@.deployments d WHERE d.name = cxr_model_drop.name;
-    DELETE FROM @extschema@.models m WHERE m.name = cxr_model_drop.name;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n = 0 THEN
-        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = 'undefined_object';
-    END IF;
-    RETURN n;
-END $$;
+    AS 'MODULE_PATHNAME', 'cxr_model_drop' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION cxr_model_drop(text) IS
     'drops every model row under a name, with its deployments, histories and training states';
 
@@ -315,17 +219,13 @@ CREATE FUNCTION cxr_model_id(name text) RETURNS bigint
 COMMENT ON FUNCTION cxr_model_id(text) IS
     'the id of the model row a name points at now (for the IMMUTABLE by-id functions)';
 
+-- The exact bytes of a model; an unknown name or id is an ERROR, never NULL.
 CREATE FUNCTION cxr_model_export(name text) RETURNS bytea
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT m.weights FROM @extschema@.models m
-    WHERE m.id = @extschema@.cxr_model_id(cxr_model_export.name)
-$$;
+    AS 'MODULE_PATHNAME', 'cxr_model_export_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION cxr_model_export(text) IS
     'the safetensors bytes of the model a name points at';
 CREATE FUNCTION cxr_model_export(model_id bigint) RETURNS bytea
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT m.weights FROM @extschema@.models m WHERE m.id = cxr_model_export.model_id
-$$;
+    AS 'MODULE_PATHNAME', 'cxr_model_export_by_id' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION cxr_model_export(bigint) IS 'the safetensors bytes of a model row';
 
 CREATE VIEW model_list AS
@@ -363,16 +263,47 @@ CREATE FUNCTION attention_map(image bytea, layer int, model_id bigint) RETURNS r
 COMMENT ON FUNCTION attention_map(bytea, int, bigint) IS
     'attention weights of a conv layer (a side x side grid summing to 1), by model row';
 
-CREATE FUNCTION attention_overlay(image bytea, layer int, model text DEFAULT 'default') RETURNS bytea
+-- Pictures (src/pg/pictures.c): the overlay is drawn at the image's own resolution, with a
+-- colour scale and, when asked, a caption (probability, layer, model).
+CREATE FUNCTION attention_overlay(image bytea, layer int, model text DEFAULT 'default',
+                                  caption boolean DEFAULT false) RETURNS bytea
     AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
     COST 5700000;
-COMMENT ON FUNCTION attention_overlay(bytea, int, text) IS
-    'a PNG of the X-ray with a layer''s attention drawn over it, by model name';
-CREATE FUNCTION attention_overlay(image bytea, layer int, model_id bigint) RETURNS bytea
+COMMENT ON FUNCTION attention_overlay(bytea, int, text, boolean) IS
+    'a PNG of the X-ray at its own resolution with a layer''s attention over it, a colour scale and an optional caption, by model name';
+CREATE FUNCTION attention_overlay(image bytea, layer int, model_id bigint,
+                                  caption boolean DEFAULT false) RETURNS bytea
     AS 'MODULE_PATHNAME', 'cxr_attention_overlay_by_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     COST 5700000;
-COMMENT ON FUNCTION attention_overlay(bytea, int, bigint) IS
-    'a PNG of the X-ray with a layer''s attention drawn over it, by model row';
+COMMENT ON FUNCTION attention_overlay(bytea, int, bigint, boolean) IS
+    'a PNG of the X-ray at its own resolution with a layer''s attention over it, a colour scale and an optional caption, by model row';
+
+-- One figure of several X-rays side by side: a row per image (the X-ray, then every attention
+-- layer of the model), captions with the probability, one colour scale.
+CREATE FUNCTION attention_figure(images bytea[], captions text[] DEFAULT NULL,
+                                 model text DEFAULT 'default', panel int DEFAULT 299) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cxr_attention_figure_by_name' LANGUAGE C STABLE PARALLEL SAFE
+    COST 76000000;
+COMMENT ON FUNCTION attention_figure(bytea[], text[], text, int) IS
+    'a PNG figure: one row per X-ray with its probability, then its attention at every layer, by model name';
+CREATE FUNCTION attention_figure(images bytea[], captions text[], model_id bigint,
+                                 panel int DEFAULT 299) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cxr_attention_figure_by_id' LANGUAGE C IMMUTABLE PARALLEL SAFE
+    COST 76000000;
+COMMENT ON FUNCTION attention_figure(bytea[], text[], bigint, int) IS
+    'a PNG figure: one row per X-ray with its probability, then its attention at every layer, by model row';
+
+-- A model's training history (cxr.training_history) as loss and accuracy curves.
+CREATE FUNCTION cxr_training_curve(model text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cxr_training_curve_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
+    COST 3000000;
+COMMENT ON FUNCTION cxr_training_curve(text) IS
+    'a PNG of the loss and accuracy per epoch of the model a name points at';
+CREATE FUNCTION cxr_training_curve(model_id bigint) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'cxr_training_curve_by_id' LANGUAGE C STABLE STRICT PARALLEL SAFE
+    COST 3000000;
+COMMENT ON FUNCTION cxr_training_curve(bigint) IS
+    'a PNG of the loss and accuracy per epoch of a model row';
 
 -- Which kernels this backend runs (BLAS library, core type, self-test).
 CREATE FUNCTION cxr_kernels() RETURNS text
@@ -386,13 +317,15 @@ CREATE FUNCTION cxr_train(name text, training_query text, arch text DEFAULT 'ale
                           augment boolean DEFAULT true, seed int DEFAULT 1,
                           deploy boolean DEFAULT true, init_model text DEFAULT NULL,
                           attention_score text DEFAULT 'scaled_dot', resume boolean DEFAULT false,
-                          OUT epoch int, OUT train_loss float8, OUT train_accuracy float8,
-                          OUT val_loss float8, OUT val_accuracy float8, OUT seconds float8)
+                          init_model_id bigint DEFAULT NULL,
+                          OUT model_id bigint, OUT epoch int, OUT train_loss float8,
+                          OUT train_accuracy float8, OUT val_loss float8, OUT val_accuracy float8,
+                          OUT seconds float8)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'cxr_train' LANGUAGE C VOLATILE
     COST 10000000 ROWS 10;
-COMMENT ON FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean) IS
-    'trains a network on the (image, label) rows of a query and stores it under a name';
+COMMENT ON FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean, bigint) IS
+    'trains a network on the (image, label) rows of a query and stores it under a name; returns the stored row''s id and the per-epoch history';
 
 CREATE FUNCTION cxr_evaluate(model text, query text,
                              OUT n bigint, OUT accuracy float8, OUT sensitivity float8,
@@ -403,6 +336,15 @@ CREATE FUNCTION cxr_evaluate(model text, query text,
     COST 2700000;
 COMMENT ON FUNCTION cxr_evaluate(text, text) IS
     'accuracy, sensitivity, specificity, precision, F1 and ROC AUC of a model on a query''s rows';
+CREATE FUNCTION cxr_evaluate(model_id bigint, query text,
+                             OUT n bigint, OUT accuracy float8, OUT sensitivity float8,
+                             OUT specificity float8, OUT "precision" float8, OUT f1 float8,
+                             OUT roc_auc float8, OUT true_positive bigint, OUT false_positive bigint,
+                             OUT true_negative bigint, OUT false_negative bigint)
+    AS 'MODULE_PATHNAME', 'cxr_evaluate_by_id' LANGUAGE C VOLATILE STRICT
+    COST 2700000;
+COMMENT ON FUNCTION cxr_evaluate(bigint, text) IS
+    'cxr_evaluate by model row id (reaches rows no name points at)';
 
 -- ---------------------------------------------------------------- privileges
 -- Nothing is readable or writable by default. To let a role score with the registered models:
@@ -417,15 +359,15 @@ REVOKE ALL ON models, deployments, training_history, training_states, current_mo
     FROM PUBLIC;
 
 -- ---------------------------------------------------------------- the shipped default model
-CREATE FUNCTION cxr_shipped_default() RETURNS bytea
+CREATE FUNCTION cxr_internal.cxr_shipped_default() RETURNS bytea
     AS 'MODULE_PATHNAME', 'cxr_shipped_default' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION cxr_shipped_default() IS
+COMMENT ON FUNCTION cxr_internal.cxr_shipped_default() IS
     'the bytes of the model shipped with this build (registered as "default")';
-REVOKE ALL ON FUNCTION cxr_shipped_default() FROM PUBLIC;
+REVOKE ALL ON FUNCTION cxr_internal.cxr_shipped_default() FROM PUBLIC;
 -- Registered as "default" when this build ships one (weights/MODEL_CARD.md describes it).
 DO $$
 DECLARE
-    w bytea := @extschema@.cxr_shipped_default();
+    w bytea := cxr_internal.cxr_shipped_default();
 BEGIN
     IF w IS NOT NULL THEN
         PERFORM @extschema@.cxr_model_import('default', w, true,

@@ -1,5 +1,6 @@
 /* X-ray images: PNG decoding to gray (libpng's simplified API, which reports errors by return
- * value: nothing longjmps through callers), resizing, normalisation, and heat-map overlays. */
+ * value: nothing longjmps through callers), resizing, normalisation, and PNG encoding (the
+ * pictures drawn by cxr_draw.h). */
 #ifndef CXR_IMAGE_H
 #define CXR_IMAGE_H
 
@@ -48,12 +49,6 @@ cxr_img_status cxr_resize_bilinear(const float *src, int sw, int sh, float *dst,
 size_t cxr_resize_scratch_floats(int sw, int sh, int dw, int dh);
 void cxr_normalize(float *x, size_t n, float mean, float std);
 
-/* RGB heat map of an attention grid (side x side, upsampled bilinearly) blended over the gray
- * image (w x h, values in [0, 1]); rgb receives w*h*3 bytes. tmp holds
- * w*h + cxr_resize_scratch_floats(side, side, w, h) floats, which is at most w*h + w*side.
- * Returns the resize's status; rgb is written only when it is CXR_IMG_OK. */
-cxr_img_status cxr_heatmap_overlay(const float *gray, int w, int h, const float *map, int side,
-                         uint8_t *rgb, float *tmp);
 /* PNG encoding of 8-bit RGB; *out is malloc'd. */
 cxr_img_status cxr_png_encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **out,
                                   size_t *out_len);

@@ -25,6 +25,11 @@ cxr_dataset_image(const cxr_dataset *d, int i)
            (size_t)(i % CXR_DATASET_BLOCK) * (size_t)d->side * (size_t)d->side;
 }
 
+/* Slots for the block a growing dataset needs for image d->capacity, the image being added,
+ * which the caller has already charged to its budget: a full block, or near the budget's end
+ * that image plus the images budget_left can still pay for. Never 0. */
+int cxr_dataset_block_slots(size_t budget_left, size_t per_image);
+
 /* Quantises one decoded, resized image (side*side floats in [0, 1]) into slot i. */
 void cxr_dataset_store(cxr_dataset *d, int i, const float *gray);
 

@@ -337,49 +337,6 @@ cxr_normalize(float *x, size_t n, float mean, float std)
         x[i] = (x[i] - mean) / std;
 }
 
-/* A perceptual blue-cyan-yellow-red ramp for t in [0, 1]. */
-static void
-heat_color(float t, float rgb[3])
-{
-    static const float stops[5][3] = {
-        {0.0f, 0.0f, 0.5f}, {0.0f, 0.4f, 1.0f}, {0.0f, 1.0f, 1.0f}, {1.0f, 1.0f, 0.0f}, {1.0f, 0.0f, 0.0f}};
-    t = t < 0 ? 0 : t > 1 ? 1 : t;
-    float pos = t * 4.0f;
-    int i = (int)pos;
-    if (i > 3)
-        i = 3;
-    float f = pos - i;
-    for (int c = 0; c < 3; c++)
-        rgb[c] = stops[i][c] * (1 - f) + stops[i + 1][c] * f;
-}
-
-cxr_img_status
-cxr_heatmap_overlay(const float *gray, int w, int h, const float *map, int side, uint8_t *rgb,
-                    float *tmp)
-{
-    /* tmp: w*h floats for the upsampled map, then the resize's scratch (at most w*side) */
-    float *up = tmp, *scratch = tmp + (size_t)w * h;
-    float lo = map[0], hi = map[0];
-    for (int i = 1; i < side * side; i++) {
-        lo = map[i] < lo ? map[i] : lo;
-        hi = map[i] > hi ? map[i] : hi;
-    }
-    cxr_img_status st = cxr_resize_bilinear(map, side, side, up, w, h, scratch);
-    if (st != CXR_IMG_OK)
-        return st; /* up is incomplete: leave rgb alone */
-    for (size_t i = 0; i < (size_t)w * h; i++) {
-        float t = hi > lo ? (up[i] - lo) / (hi - lo) : 0.0f, c[3];
-        heat_color(t, c);
-        /* stronger attention shows more colour; the X-ray stays visible everywhere */
-        float blend = 0.25f + 0.45f * t, g = gray[i];
-        for (int k = 0; k < 3; k++) {
-            float v = (1 - blend) * g + blend * c[k];
-            rgb[i * 3 + k] = (uint8_t)lrintf(255.0f * (v < 0 ? 0 : v > 1 ? 1 : v));
-        }
-    }
-    return CXR_IMG_OK;
-}
-
 cxr_img_status
 cxr_png_encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **out, size_t *out_len)
 {

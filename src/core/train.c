@@ -6,6 +6,13 @@
 #include "cxr_layers.h"
 #include "cxr_train.h"
 
+int
+cxr_dataset_block_slots(size_t budget_left, size_t per_image)
+{
+    size_t more = per_image ? budget_left / per_image : CXR_DATASET_BLOCK;
+    return more + 1 < CXR_DATASET_BLOCK ? (int)(more + 1) : CXR_DATASET_BLOCK;
+}
+
 void
 cxr_dataset_store(cxr_dataset *d, int i, const float *gray)
 {

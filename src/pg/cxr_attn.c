@@ -138,7 +138,8 @@ cxr_current_role(PG_FUNCTION_ARGS)
     PG_RETURN_OID(GetUserId());
 }
 
-/* True only while this extension's own script runs (CREATE or ALTER EXTENSION cxr_attn). */
+/* 0.3.0's cxr_in_extension_script(): the 0.2.0 -> 0.3.0 upgrade script still creates it (0.4.0
+ * drops it; the validation trigger tests the same thing in C). */
 PG_FUNCTION_INFO_V1(cxr_in_extension_script);
 Datum
 cxr_in_extension_script(PG_FUNCTION_ARGS)

@@ -5,6 +5,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -12,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.3.0"
+#define CXR_SQL_VERSION "0.4.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -44,6 +45,26 @@ void cxr_pg_cache_init(void);
 const char *cxr_pg_schema(void);
 /* The id a model name points at now (ERROR when none). */
 int64 cxr_pg_resolve_name(const char *name);
+
+/* predict.c: scoring shared with the pictures. Every scoring function exists by model name
+ * (STABLE) and by model id (IMMUTABLE): impl(fcinfo, by_id) behind two SQL entry points. */
+#define BY_NAME_AND_BY_ID(sqlname, impl)                                                          \
+    PG_FUNCTION_INFO_V1(sqlname##_by_name);                                                        \
+    Datum sqlname##_by_name(PG_FUNCTION_ARGS) { return impl(fcinfo, false); }                      \
+    PG_FUNCTION_INFO_V1(sqlname##_by_id);                                                          \
+    Datum sqlname##_by_id(PG_FUNCTION_ARGS) { return impl(fcinfo, true); }
+/* The model argument argno, by id or by name. */
+cxr_cached_model *cxr_pg_model_arg(FunctionCallInfo fcinfo, int argno, bool by_id);
+/* Decodes and scores one image with a cached model: returns the decoded gray (native w x h,
+ * current memory context); the model's attention maps hold this image's until the next forward. */
+float *cxr_pg_score(bytea *image, cxr_cached_model *cm, float *logit, int *w, int *h);
+/* The model's attention side for `layer`, or an ERROR that names the layers it has. */
+int cxr_pg_attention_side(const cxr_model *m, int layer);
+
+/* registry.c: the write-right check of a model name (the row-security policies' rule), and
+ * storing a model row (validated, under the caller's rights), deployed under name when asked. */
+bool cxr_pg_name_writable(const char *name);
+int64 cxr_pg_store_model(const char *name, bytea *weights, bool deploy, Jsonb *metrics);
 
 /* internal_query.c: the extension's own SPI queries run with search_path pinned to
  * pg_catalog, pg_temp, so that nothing the caller put on search_path (a function, an

@@ -137,15 +137,15 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
                                 errhint("Raise cxr_attn.training_memory or train on fewer rows.")));
             *budget_left -= per_image;
             if (d->n == d->capacity) {
-                /* a new block, never larger than what the budget can still hold */
+                /* a new block, never larger than what the budget can still hold; a short
+                 * block is the last one the budget allows */
                 int nblocks = d->capacity / CXR_DATASET_BLOCK;
-                size_t fits = *budget_left / per_image;
-                int slots = (int)Min((size_t)CXR_DATASET_BLOCK, fits);
+                int slots = cxr_dataset_block_slots(*budget_left, per_image);
                 MemoryContext o = MemoryContextSwitchTo(outer);
                 d->blocks = d->blocks ? repalloc(d->blocks, sizeof(uint8 *) * (nblocks + 1))
                                       : palloc(sizeof(uint8 *) * (nblocks + 1));
                 d->blocks[nblocks] = MemoryContextAllocHuge(outer, (size_t)slots * per_image);
-                d->capacity += slots < CXR_DATASET_BLOCK ? slots : CXR_DATASET_BLOCK;
+                d->capacity += slots;
                 d->labels = d->labels ? repalloc(d->labels, sizeof(float) * (nblocks + 1) * CXR_DATASET_BLOCK)
                                       : palloc(sizeof(float) * CXR_DATASET_BLOCK);
                 MemoryContextSwitchTo(o);
@@ -189,23 +189,21 @@ typedef struct {
     double train_loss, train_acc, val_loss, val_acc, seconds;
 } epoch_row;
 
-/* For resume: the id of the model `name` points at and its stored training state (a copy in
- * the current memory context). Reads with the caller's privileges. */
-static int64
-fetch_training_state(const char *name, bytea **state)
+/* For resume: model id's stored training state (a copy in the current memory context); what
+ * names the model in messages. Reads with the caller's privileges. */
+static void
+fetch_training_state(int64 id, const char *what, bytea **state)
 {
-    int64 id = cxr_pg_resolve_name(name); /* an ERROR that says why when it resolves to nothing */
     bool isnull;
     Datum d = cxr_pg_query_one(psprintf("SELECT state FROM %s.training_states WHERE model_id = $1",
                                         cxr_pg_schema()),
                                INT8OID, Int64GetDatum(id), &isnull, false, -1);
     if (isnull)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("model \"%s\" has no training state to resume", name),
+                        errmsg("%s has no training state to resume", what),
                         errdetail("Only models stored by cxr_train keep the state of their run."),
                         errhint("Use init_model without resume to start a new run from its weights.")));
     *state = (bytea *)PG_DETOAST_DATUM(d); /* query_one copied it into this context */
-    return id;
 }
 
 /* Everything cxr_train will store must be storable by the caller: checked before any image is
@@ -238,10 +236,7 @@ check_rights_to_store(const char *name, bool deploy, bool resume)
                      errhint("GRANT SELECT, INSERT ON cxr.models, cxr.deployments, "
                              "cxr.training_history, cxr.training_states TO the role.")));
     }
-    bool isnull;
-    Datum ok = cxr_pg_query_one(psprintf("SELECT %s.name_writable($1)", cxr_pg_schema()), TEXTOID,
-                                CStringGetTextDatum(name), &isnull, true, 1);
-    if (isnull || !DatumGetBool(ok))
+    if (!cxr_pg_name_writable(name))
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("model name \"%s\" belongs to another role", name)));
 }
@@ -268,18 +263,10 @@ store_trained(const char *name, bytea *weights, bool deploy, Jsonb *metrics, Jso
               bytea *state, int64 resumed_from)
 {
     const char *x = cxr_pg_schema();
-    bool isnull;
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     int level = cxr_pg_pin_search_path();
-    Oid import_types[4] = {TEXTOID, BYTEAOID, BOOLOID, JSONBOID};
-    Datum import_args[4] = {CStringGetTextDatum(name), PointerGetDatum(weights),
-                            BoolGetDatum(deploy), JsonbPGetDatum(metrics)};
-    if (SPI_execute_with_args(psprintf("SELECT %s.cxr_model_import($1, $2, $3, $4)", x), 4,
-                              import_types, import_args, NULL, false, 1) != SPI_OK_SELECT ||
-        SPI_processed != 1)
-        elog(ERROR, "storing the trained model failed");
-    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    int64 id = cxr_pg_store_model(name, weights, deploy, metrics);
     if (resumed_from) {
         Oid types[2] = {INT8OID, INT8OID};
         Datum args[2] = {Int64GetDatum(id), Int64GetDatum(resumed_from)};
@@ -355,6 +342,9 @@ cxr_train(PG_FUNCTION_ARGS)
                         errmsg("the cxr_attn extension in this database is older than its library"),
                         errhint("Run ALTER EXTENSION cxr_attn UPDATE.")));
     bool resume = !PG_ARGISNULL(12) && PG_GETARG_BOOL(12);
+    /* the starting model by id (0.4.0): a row reachable without a deployed name */
+    bool by_id = PG_NARGS() > 13 && !PG_ARGISNULL(13);
+    int64 init_id = by_id ? PG_GETARG_INT64(13) : 0;
     char err[CXR_ERR_LEN];
 
     InitMaterializedSRF(fcinfo, 0);
@@ -368,12 +358,15 @@ cxr_train(PG_FUNCTION_ARGS)
     if (strcmp(score, "dot") != 0 && strcmp(score, "scaled_dot") != 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("attention_score must be \"dot\" or \"scaled_dot\", not \"%s\"", score)));
-    if (!init_model && !cxr_arch_find(arch))
+    if (init_model && by_id)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("pass init_model or init_model_id, not both")));
+    if (!init_model && !by_id && !cxr_arch_find(arch))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("unknown architecture \"%s\" (known: %s)", arch, cxr_arch_names())));
-    if (resume && !init_model)
+    if (resume && !init_model && !by_id)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("resume needs init_model: the model whose run to continue")));
+                        errmsg("resume needs init_model or init_model_id: the model whose run to continue")));
     if (init_model && init_model[0] == '\0')
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("init_model must not be empty")));
@@ -390,11 +383,17 @@ cxr_train(PG_FUNCTION_ARGS)
 
     bytea *resume_state = NULL;
     int64 resume_from = 0;
+    /* a name resolves to its deployed row, or an ERROR that says why it resolves to nothing */
+    if (init_model)
+        init_id = cxr_pg_resolve_name(init_model);
+    const char *init_what = init_model ? psprintf("model \"%s\"", init_model)
+                                       : psprintf("model %lld", (long long)init_id);
     if (resume) {
-        resume_from = fetch_training_state(init_model, &resume_state);
+        fetch_training_state(init_id, init_what, &resume_state);
+        resume_from = init_id;
         res->model = cxr_pg_model_copy(resume_from);
-    } else if (init_model) {
-        res->model = cxr_pg_model_copy(cxr_pg_resolve_name(init_model));
+    } else if (init_model || by_id) {
+        res->model = cxr_pg_model_copy(init_id);
     } else {
         res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0, 299,
                                       (uint64_t)(uint32)seed, err);
@@ -403,11 +402,10 @@ cxr_train(PG_FUNCTION_ARGS)
     }
     cxr_model *m = res->model;
     /* arch keeps its default when starting from a model: the model's own arch is used */
-    if (init_model && !PG_ARGISNULL(2) && strcmp(arch, m->arch->name) != 0 &&
+    if ((init_model || by_id) && !PG_ARGISNULL(2) && strcmp(arch, m->arch->name) != 0 &&
         strcmp(arch, "alexnet_attn2") != 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("init_model \"%s\" is a %s, not a %s", init_model,
-                               m->arch->name, arch)));
+                        errmsg("init_model %s is a %s, not a %s", init_what, m->arch->name, arch)));
 
     /* One budget for the whole run: the optimiser and activations of a batch, the batch's
      * inputs, the best epoch's weights, and then the decoded images. */
@@ -458,7 +456,7 @@ cxr_train(PG_FUNCTION_ARGS)
         cxr_train_state_load(res->trainer, (const uint8_t *)VARDATA_ANY(resume_state),
                              VARSIZE_ANY_EXHDR(resume_state), &run, err) != 0)
         ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-                        errmsg("the training state of \"%s\" cannot be resumed: %s", init_model, err)));
+                        errmsg("the training state of %s cannot be resumed: %s", init_what, err)));
     if (resume_state)
         pfree(resume_state); /* ~3x the model's size, not needed while training */
 
@@ -601,6 +599,8 @@ cxr_train(PG_FUNCTION_ARGS)
     cxr_jsonb_put_int(&metrics, "first_epoch", first + 1);
     cxr_jsonb_put_bool(&metrics, "resumed", resume);
     cxr_jsonb_put_string(&metrics, "init_model", init_model); /* the caller's text, escaped by the writer */
+    if (init_id)
+        cxr_jsonb_put_int(&metrics, "init_model_id", init_id);
     if (val.n) {
         cxr_jsonb_put_number(&metrics, "val_accuracy", best_acc);
         cxr_jsonb_put_number(&metrics, "val_loss", best_loss);
@@ -615,10 +615,10 @@ cxr_train(PG_FUNCTION_ARGS)
     MemoryContextSwitchTo(old);
     for (int e = 0; e < epochs; e++) {
         epoch_row *h = &history[e];
-        Datum v[6] = {Int32GetDatum(h->epoch), Float8GetDatum(h->train_loss),
+        Datum v[7] = {Int64GetDatum(stored), Int32GetDatum(h->epoch), Float8GetDatum(h->train_loss),
                       Float8GetDatum(h->train_acc), Float8GetDatum(h->val_loss),
                       Float8GetDatum(h->val_acc), Float8GetDatum(h->seconds)};
-        bool nulls[6] = {false, false, false, isnan(h->val_loss), isnan(h->val_acc), false};
+        bool nulls[7] = {false, false, false, false, isnan(h->val_loss), isnan(h->val_acc), false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
     }
     MemoryContextDelete(train_ctx);
@@ -626,11 +626,9 @@ cxr_train(PG_FUNCTION_ARGS)
     return (Datum)0;
 }
 
-PG_FUNCTION_INFO_V1(cxr_evaluate);
-Datum
-cxr_evaluate(PG_FUNCTION_ARGS)
+static Datum
+evaluate(FunctionCallInfo fcinfo, bool by_id)
 {
-    char *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
     char *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
     TupleDesc tupdesc;
     if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -638,7 +636,8 @@ cxr_evaluate(PG_FUNCTION_ARGS)
     MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_evaluate",
                                               ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(ctx);
-    cxr_cached_model *cm = cxr_pg_model_by_name(model);
+    cxr_cached_model *cm = by_id ? cxr_pg_model_by_id(PG_GETARG_INT64(0))
+                                 : cxr_pg_model_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
     /* the query below is user code: it may change the registry and flush the cache */
     cxr_pg_model_hold(cm, ctx);
     cxr_interrupt_clear();
@@ -668,4 +667,18 @@ cxr_evaluate(PG_FUNCTION_ARGS)
     for (int i = 1; i < 7; i++)
         nulls[i] = isnan(DatumGetFloat8(v[i]));
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(cxr_evaluate);
+Datum
+cxr_evaluate(PG_FUNCTION_ARGS)
+{
+    return evaluate(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(cxr_evaluate_by_id);
+Datum
+cxr_evaluate_by_id(PG_FUNCTION_ARGS)
+{
+    return evaluate(fcinfo, true);
 }

@@ -52,13 +52,43 @@ FROM scans WHERE id = 1;
 SELECT cxr.attention_map(image, 2, 'random') FROM scans WHERE id = 0;
 SELECT cxr.attention_map(image, 9, 'random') FROM scans WHERE id = 0;
 
--- the overlay is a 299x299 RGB PNG
-SELECT (cxr.cxr_image_info(cxr.attention_overlay(image, 4, 'random'))).* FROM scans WHERE id = 2;
+-- the overlay is an RGB PNG at the X-ray's own width, the X-ray above a band with the colour
+-- scale (25 rows at these widths) and, when asked, two caption lines (12 rows each)
+SELECT (cxr.cxr_image_info(image)).width AS xray_width, (cxr.cxr_image_info(image)).height AS xray_height,
+       (cxr.cxr_image_info(cxr.attention_overlay(image, 4, 'random'))).*,
+       (cxr.cxr_image_info(cxr.attention_overlay(image, 4, 'random', caption => true))).height AS with_caption
+FROM scans WHERE id = 2;
+SELECT cxr.attention_overlay(image, 4, 'random') = cxr.attention_overlay(image, 4, :random_id::bigint)
+       AS by_id_equals_by_name
+FROM scans WHERE id = 2;
 
 -- images smaller or thinner than the attention grid still give maps and overlays
 SELECT kind, array_dims(cxr.attention_map(img, 3, 'random')) AS map,
-       (cxr.cxr_image_info(cxr.attention_overlay(img, 3, 'random'))).width AS overlay_width
+       (cxr.cxr_image_info(img)).width AS width, (cxr.cxr_image_info(img)).height AS height,
+       (cxr.cxr_image_info(cxr.attention_overlay(img, 3, 'random'))).width AS overlay_width,
+       (cxr.cxr_image_info(cxr.attention_overlay(img, 3, 'random'))).height AS overlay_height
 FROM png_cases WHERE kind IN ('gray8_1x1', 'gray8_40x1', 'gray8_1x40', 'gray1') ORDER BY kind;
+
+-- a figure: a row per X-ray (the X-ray, then each of the model's 2 attention layers); at 128
+-- pixels a panel the layout (src/core/cxr_draw.h) gives 2*4 + 3*128 + 2*4 = 400 pixels across
+-- and 4 + 13 + 2*(11 + 128) + 4 + 25 = 324 down for two X-rays
+SELECT (cxr.cxr_image_info(cxr.attention_figure(array_agg(image ORDER BY id), array['first', NULL],
+                                                'random', 128))).*
+FROM scans WHERE id < 2;
+SELECT (cxr.cxr_image_info(cxr.attention_figure(array_agg(image ORDER BY id), NULL, :random_id::bigint, 128))).width
+       AS by_id_width
+FROM scans WHERE id < 2;
+-- what a figure refuses, before decoding anything
+SELECT cxr.attention_figure('{}'::bytea[]);
+SELECT cxr.attention_figure(array[NULL::bytea]);
+SELECT cxr.attention_figure(array_agg(image), array['a', 'b', 'c']) FROM scans WHERE id < 2;
+SELECT cxr.attention_figure(array_agg(image), NULL, 'random', 16) FROM scans WHERE id < 2;
+SELECT cxr.attention_figure(array_agg(image), NULL, 'random', NULL) FROM scans WHERE id < 2;
+SELECT cxr.attention_figure(array_fill('\x00'::bytea, array[65]));
+SET cxr_attn.max_image_pixels = 100000;
+SELECT cxr.attention_figure(array_agg(image), NULL, 'random', 299) FROM scans;
+RESET cxr_attn.max_image_pixels;
+SELECT cxr.attention_figure(array['\x00'::bytea], NULL, 'random', 128);
 
 -- export gives back the exact bytes; they import and predict identically
 SELECT cxr.cxr_model_export('random') = decode(:'model_b64', 'base64') AS exact_bytes;
@@ -116,12 +146,22 @@ DROP TABLE many_scans;
 SELECT cxr.cxr_model_import('undeployed', decode(:'model_b64', 'base64'), deploy => false) AS undeployed_id \gset
 SELECT cxr.covid_predict(image, 'undeployed') FROM scans WHERE id = 0;
 SELECT cxr.cxr_model_export('undeployed');
+SELECT * FROM cxr.cxr_evaluate('undeployed', 'SELECT image, id % 2 = 0 FROM scans');
 SELECT cxr.cxr_model_id('never_stored');
+SELECT cxr.cxr_model_export(-1::bigint);
+-- every function that takes a model name also takes a row id: such a row is reachable
+SELECT cxr.cxr_model_export(:undeployed_id::bigint) = decode(:'model_b64', 'base64') AS export_by_id;
+SELECT n = (SELECT count(*) FROM scans) AS all_rows,
+       true_positive + false_negative = (SELECT count(*) FROM scans WHERE id % 2 = 0) AS positives
+FROM cxr.cxr_evaluate(:undeployed_id::bigint, 'SELECT image, id % 2 = 0 FROM scans');
 -- the id is the name's for the IMMUTABLE by-id functions, and deploying makes the name work
 SELECT cxr.cxr_model_deploy('undeployed', :undeployed_id);
 SELECT cxr.cxr_model_id('undeployed') = :undeployed_id AS id_of_name,
        cxr.covid_predict(image, 'undeployed') = cxr.covid_predict(image, :undeployed_id::bigint) AS same
 FROM scans WHERE id = 0;
+SELECT (SELECT e FROM cxr.cxr_evaluate('undeployed', 'SELECT image, id % 2 = 0 FROM scans') e)
+     = (SELECT e FROM cxr.cxr_evaluate(:undeployed_id::bigint, 'SELECT image, id % 2 = 0 FROM scans') e)
+       AS evaluate_by_name_equals_by_id;
 SELECT cxr.cxr_model_drop('undeployed');
 
 -- kernels report (varies by machine: only its shape is checked)

@@ -38,10 +38,13 @@ RESET ROLE;
 -- ---------------------------------------------------------------- search_path hijack
 -- Every SQL-language and plpgsql function of the extension pins its search_path ...
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = 'cxr'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+WHERE p.pronamespace IN ('cxr'::regnamespace, 'cxr_internal'::regnamespace)
+  AND l.lanname IN ('sql', 'plpgsql')
   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false);
-SELECT count(*) AS sql_and_plpgsql_functions FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = 'cxr'::regnamespace AND l.lanname IN ('sql', 'plpgsql');
+SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1) AS sql_and_plpgsql_functions
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace IN ('cxr'::regnamespace, 'cxr_internal'::regnamespace)
+  AND l.lanname IN ('sql', 'plpgsql');
 
 -- ... and alice's functions and operators that say yes to everything do not reach them.
 SET ROLE cxr_sec_alice;
@@ -78,7 +81,8 @@ SELECT public.try(format('SELECT cxr.cxr_model_deploy(%L, %s)', 'default', :bob_
 SELECT public.try($$SELECT cxr.cxr_model_drop('bob_model')$$) AS drop;
 SELECT public.try($$SELECT cxr.cxr_model_import('bob_model', cxr.cxr_model_export('bob_model'))$$)
     AS import;
-SELECT cxr.name_writable('bob_model') AS name_writable, cxr.model_writable(:bob_id) AS model_writable;
+-- (name_writable and model_writable, the policies' helpers, are tried through every policy
+-- above: alice cannot call them herself, see "internal helpers" below)
 SELECT cxr.cxr_model_export('bob_model') = cxr.cxr_model_export(:bob_id::bigint) AS export_by_name,
        cxr.cxr_model_export(:bob_id::bigint) = decode(:'model_b64', 'base64') AS export_by_id;
 SELECT public.try($$INSERT INTO cxr.models (name, weights, metrics) VALUES ('alice_shipped', cxr.cxr_model_export('bob_model'), '{"shipped": true}')$$)
@@ -187,18 +191,33 @@ SELECT count(*) AS objects,
        string_agg(pg_describe_object(classid, objid, 0), ', ')
            FILTER (WHERE obj_description(objid, classid::regclass::text) IS NULL) AS without_comment
 FROM members;
-SELECT obj_description('cxr'::regnamespace, 'pg_namespace') IS NOT NULL AS schema_commented;
+SELECT obj_description('cxr'::regnamespace, 'pg_namespace') IS NOT NULL AS schema_commented,
+       obj_description('cxr_internal'::regnamespace, 'pg_namespace') IS NOT NULL AS internal_schema_commented;
+
+-- ---------------------------------------------------------------- internal helpers
+-- Policies' helpers, trigger functions, the cache flush and the shipped model's reader live in
+-- cxr_internal, which users cannot name: every call is refused before it runs.
+SELECT p.oid::regprocedure::text AS internal_helper FROM pg_proc p
+WHERE p.pronamespace = 'cxr_internal'::regnamespace ORDER BY 1;
+SET ROLE cxr_sec_bob;
+SELECT count(*) AS internal_functions,
+       count(*) FILTER (WHERE public.try(format('SELECT cxr_internal.%I(%s)', p.proname,
+           (SELECT coalesce(string_agg('NULL::' || format_type(t, NULL), ', '), '')
+            FROM unnest(p.proargtypes) t))) = '42501: permission denied for schema cxr_internal')
+           AS refused
+FROM pg_proc p WHERE p.pronamespace = 'cxr_internal'::regnamespace;
+RESET ROLE;
 
 -- ---------------------------------------------------------------- not for PUBLIC
-SELECT p.oid::regprocedure AS not_public FROM pg_proc p
-WHERE p.pronamespace = 'cxr'::regnamespace AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
+SELECT p.oid::regprocedure::text AS not_public FROM pg_proc p
+WHERE p.pronamespace IN ('cxr'::regnamespace, 'cxr_internal'::regnamespace)
+  AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
 ORDER BY 1;
-SET ROLE cxr_sec_bob;
-SELECT public.try('SELECT cxr.cxr_registry_changed()') AS flush_caches;
-SELECT public.try('SELECT cxr.registry_changed_trigger()') AS trigger_function;
-RESET ROLE;
+-- the user's schema holds only what users call
 SELECT to_regprocedure('cxr.cxr_store_trained(text, bytea, boolean, jsonb, jsonb, bytea, bigint)')
-    AS store_trained;
+    AS store_trained, to_regprocedure('cxr.name_writable(text)') AS name_writable,
+    to_regprocedure('cxr.registry_changed_trigger()') AS trigger_function,
+    to_regprocedure('cxr.cxr_registry_changed()') AS flush_caches;
 
 -- ---------------------------------------------------------------- limits: lower yes, raise no
 SET ROLE cxr_sec_alice;
@@ -261,7 +280,7 @@ RESET ROLE;
 -- other models while cxr_evaluate holds the one it evaluates.
 CREATE FUNCTION public.flush_and_score(img bytea) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM cxr.cxr_registry_changed();
+    PERFORM cxr_internal.cxr_registry_changed();
     RETURN cxr.covid_predict(img, 'default') >= 0 AND cxr.covid_predict(img, 'alice_model') >= 0;
 END $$;
 SELECT n, accuracy, roc_auc, true_positive, false_positive, true_negative, false_negative

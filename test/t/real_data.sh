@@ -4,11 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-data=${CXR_DATA:-../shared/data/cxr}
-if [ ! -f "$data/manifest.csv" ]; then
-    echo "1..0 # SKIP no shared X-rays at $data"
-    exit 0
-fi
+need_shared_xrays
 echo "1..4"
 db=cxr_real_data
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The upgrade paths: a database created at 0.2.0 (the previous release) or at 0.1.0 keeps its
+# The upgrade paths: a database created at 0.3.0 (the previous release), 0.2.0 or 0.1.0 keeps its
 # models through ALTER EXTENSION UPDATE, ends up with exactly the objects of a fresh install of
 # the current version, and roles that could train before can train (and resume) after.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..15"
+echo "1..23"
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" cxr_attn.control)
 new=cxr_up_new
 psql -X -q -c "DROP DATABASE IF EXISTS $new" -c "CREATE DATABASE $new"
@@ -22,8 +22,8 @@ SELECT 'function ' || p.oid::regprocedure || ' -> ' || pg_get_function_result(p.
        pg_get_function_arguments(p.oid) || ' | ' || p.provolatile::text || p.proparallel::text || p.proisstrict::text ||
        p.prosecdef::text || ' | cost ' || p.procost || ' rows ' || p.prorows || ' | ' ||
        coalesce(p.proconfig::text, '') || ' | ' || md5(p.prosrc) || ' | ' ||
-       coalesce(p.proacl::text, '')
-FROM pg_proc p WHERE p.pronamespace = 'cxr'::regnamespace ORDER BY 1;
+       coalesce(p.proacl::text, '') || ' | ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+FROM pg_proc p WHERE p.pronamespace::regnamespace::text IN ('cxr', 'cxr_internal') ORDER BY 1;
 SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || a.attnum || ' ' ||
        format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' ||
        coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text
@@ -44,6 +44,9 @@ WHERE c.relnamespace = 'cxr'::regnamespace ORDER BY 1;
 SELECT 'dumped ' || u.c::regclass || ' ' || coalesce(u.cond, '')
 FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, cond)
 WHERE e.extname = 'cxr_attn' ORDER BY 1;
+SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, '') || ' ' ||
+       coalesce(obj_description(oid, 'pg_namespace'), '')
+FROM pg_namespace WHERE nspname IN ('cxr', 'cxr_internal') ORDER BY 1;
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'cxr_attn';
 SQL
 }
@@ -55,7 +58,7 @@ PGDATABASE=$new q -c "CREATE EXTENSION cxr_attn" \
   -c "GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_up_modeler"
 describe $new > "$tmp/new.txt"
 
-for from in 0.1.0 0.2.0; do
+for from in 0.1.0 0.2.0 0.3.0; do
     old=cxr_up_${from//./_}
     export PGDATABASE=$old
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old"
@@ -64,11 +67,12 @@ for from in 0.1.0 0.2.0; do
     q -c "GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_up_modeler" \
       -c "GRANT INSERT, DELETE ON cxr.models, cxr.deployments TO cxr_up_modeler" \
       -c "GRANT SELECT, INSERT ON cxr.training_history TO cxr_up_modeler"
-    [ "$from" = 0.2.0 ] && q -c "GRANT SELECT, INSERT ON cxr.training_states TO cxr_up_modeler"
+    [ "$from" != 0.1.0 ] && q -c "GRANT SELECT, INSERT ON cxr.training_states TO cxr_up_modeler"
     q -c "CREATE TABLE imgs (id int, image cxr.cxr_image, label boolean)" -c "GRANT SELECT ON imgs TO cxr_up_modeler"
     test_xrays imgs
     # a model owned by the modeler role, and one whose metrics claim to be the shipped model
-    # (0.1.0 and 0.2.0 let any caller write that mark; pg_dump then left the row out)
+    # (0.1.0 and 0.2.0 let any caller write that mark, and pg_dump then left the row out; 0.3.0
+    # refuses it with an ERROR)
     q -c "SET ROLE cxr_up_modeler" -c "SELECT cxr.cxr_model_import('users_model', cxr.cxr_model_export('default'))" >/dev/null
     q -c "SET ROLE cxr_up_modeler" \
       -c "SELECT cxr.cxr_model_import('claims_shipped', cxr.cxr_model_export('default'), true, '{\"shipped\": true}')" >/dev/null
@@ -106,7 +110,7 @@ for from in 0.1.0 0.2.0; do
         psql -X -Atq -v ON_ERROR_STOP=1 -c "SET ROLE cxr_up_modeler" -c "SET client_min_messages = warning" \
             -c "SELECT count(*) FROM cxr.cxr_train('$1', 'SELECT image, label FROM imgs', epochs => 1, batch_size => 4 $2)"
     }
-    if [ "$from" = 0.2.0 ]; then
+    if [ "$from" != 0.1.0 ]; then
         train up_a "" >/dev/null &&
         train up_b ", init_model => 'up_a', resume => true" >/dev/null &&
             [ "$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history h

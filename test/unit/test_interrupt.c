@@ -10,32 +10,7 @@
 #include "cxr_model.h"
 #include "cxr_train.h"
 #include "harness.h"
-
-static long calls, stop_after = -1; /* stop_after < 0: never stop */
-
-static int
-hook(void)
-{
-    calls++;
-    return stop_after >= 0 && calls > stop_after;
-}
-
-/* Installs the counting hook, stopping on its (k+1)-th call (k < 0: never). */
-static void
-arm(long k)
-{
-    cxr_interrupt_clear();
-    calls = 0;
-    stop_after = k;
-    cxr_set_interrupt_hook(hook);
-}
-
-static void
-disarm(void)
-{
-    cxr_set_interrupt_hook(NULL);
-    cxr_interrupt_clear();
-}
+#include "interrupt_hook.h"
 
 static void
 test_flag(void)
@@ -209,17 +184,7 @@ test_image(void)
               fabsf(gray[W * H - 1] - px[W * H - 1] / 255.0f) < 1e-6f,
           "decode after clearing");
 
-    /* the overlay reports an interrupted resize and leaves rgb alone */
-    float map[16] = {0};
-    float *otmp = malloc(sizeof(float) * ((size_t)W * H + cxr_resize_scratch_floats(4, 4, W, H)));
-    memset(rgb, 7, (size_t)W * H * 3);
-    arm(0);
-    CHECK(cxr_heatmap_overlay(gray, W, H, map, 4, rgb, otmp) == CXR_IMG_INTERRUPTED &&
-              rgb[0] == 7 && rgb[(size_t)W * H * 3 - 1] == 7,
-          "overlay after an interrupted resize");
-    disarm();
-    CHECK(cxr_heatmap_overlay(gray, W, H, map, 4, rgb, otmp) == CXR_IMG_OK, "overlay");
-    free(otmp);
+    /* (the overlay's interrupts: test_draw.c) */
     free(gray);
     free(png);
     free(rgb);
