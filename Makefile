@@ -11,7 +11,7 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 # upgrade scripts, and the first release's full script (kept so 0.1.0 can still be installed
 # and the upgrade path tested)
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql \
-       sql/$(EXTENSION)--0.3.0.sql
+       sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
@@ -30,6 +30,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS's implicit rules know no headers: every object depends on all of them (a struct change in
+# one would otherwise leave objects built against the old layout)
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/core/*.h src/pg/*.h)
+
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
@@ -44,8 +48,9 @@ test/bin/%: test/unit/%.c test/unit/harness.h test/unit/interrupt_hook.h $(CORE_
 	@mkdir -p test/bin
 	$(CORE_CC) $(CORE_CFLAGS) -Itest/unit -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
-test/fixtures/.done: test/ref/reference.py
+test/fixtures/.done: test/ref/reference.py test/ref/resnet_reference.py test/ref/cxrnet.py
 	$(PYTHON) test/ref/reference.py --out test/fixtures
+	$(PYTHON) test/ref/resnet_reference.py --out test/fixtures
 	touch $@
 
 # what the pg_regress scripts read: the core CLI and a random model it wrote

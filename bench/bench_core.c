@@ -1,5 +1,6 @@
 /* Core library benchmark: per network, single-image inference latency (median ms), batch-32
- * inference images/s and training images/s at batch 64; then conv-layer GFLOP/s against
+ * inference images/s and training images/s (batch 64; resnet50 32, at 224), the inference
+ * workspace beyond the weights; then conv-layer GFLOP/s against
  * cblas_sgemm on square matrices. Prints one "C ..." line per measurement for bench/run.sh.
  *
  *   bench/bin/bench_core THREADS [networks...] */
@@ -9,7 +10,7 @@
 #include <time.h>
 
 #include "cxr_blas.h"
-#include "cxr_model.h"
+#include "cxr_graph.h"
 
 static double
 now(void)
@@ -30,16 +31,16 @@ static void
 bench_network(const char *arch, int do_train)
 {
     char err[CXR_ERR_LEN];
-    cxr_model *m = cxr_model_create(arch, 1, 299, 1, err);
+    cxr_model *m = cxr_model_create(arch, 1, 0, 1, err); /* the architecture's input size */
     if (!m) {
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    size_t img = 299 * 299;
-    int batch = 64;
+    size_t img = (size_t)m->input_size * m->input_size;
+    int batch = strcmp(arch, "resnet50") == 0 ? 32 : 64;
     float *x = malloc(sizeof(float) * img * batch), labels[64], logits[64];
     for (size_t i = 0; i < img * batch; i++)
-        x[i] = cxr_uniform(7, i) * 2 - 1;
+        x[i] = cxr_uniform(7, i); /* gray, [0, 1] */
     for (int i = 0; i < batch; i++)
         labels[i] = (float)(i & 1);
 
@@ -71,7 +72,7 @@ bench_network(const char *arch, int do_train)
             cxr_trainer_forward_backward(tr, x, labels, batch, (uint64_t)s, NULL);
             cxr_trainer_apply_adam(tr);
         }
-        printf("C %s train64_img_s %.2f\n", arch, steps * batch / (now() - t0));
+        printf("C %s train_img_s %.2f\n", arch, steps * batch / (now() - t0));
         cxr_trainer_free(tr);
     }
     free(x);
@@ -85,14 +86,17 @@ bench_gflops(void)
     char err[CXR_ERR_LEN];
     cxr_model *m = cxr_model_create("alexnet_attn2", 1, 299, 1, err);
     double flops = 0;
-    for (int l = 0; l < CXR_N_CONV; l++) {
-        const cxr_conv_shape *s = &m->conv[l];
-        int cin = l == 0 ? 1 : s->cin; /* conv1 runs folded over the gray channel */
-        flops += 2.0 * s->cout * cin * s->k * s->k * m->conv_side[l] * m->conv_side[l];
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op != CXR_OP_CONV)
+            continue;
+        /* conv1 runs folded over the gray channel */
+        int cin = nd->folded ? 1 : m->graph->nodes[nd->in[0]].c;
+        flops += 2.0 * nd->cout * cin * nd->k * nd->k * nd->h * nd->w;
     }
     float *x = malloc(sizeof(float) * 299 * 299);
     for (int i = 0; i < 299 * 299; i++)
-        x[i] = cxr_uniform(3, i);
+        x[i] = cxr_uniform(3, i); /* gray, [0, 1] */
     cxr_model_forward(m, x);
     double best = 1e9;
     for (int r = 0; r < 15; r++) {
@@ -133,8 +137,9 @@ main(int argc, char **argv)
         for (int i = 2; i < argc; i++)
             bench_network(argv[i], train);
     else {
-        const char *nets[] = {"alexnet", "alexnet_attn1", "alexnet_attn2", "alexnet_attn3"};
-        for (int i = 0; i < 4; i++)
+        const char *nets[] = {"alexnet", "alexnet_attn1", "alexnet_attn2", "alexnet_attn3",
+                              "resnet50"};
+        for (int i = 0; i < 5; i++)
             bench_network(nets[i], train);
     }
     bench_gflops();

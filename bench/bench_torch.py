@@ -11,13 +11,15 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "ref"))
-from cxrnet import CxrNet  # noqa: E402
+from cxrnet import CxrNet, TorchvisionResNet50  # noqa: E402
 
 
 def bench(arch, train=True):
     torch.manual_seed(1)
-    net = CxrNet(arch, "scaled_dot").eval()
-    x = torch.rand(64, 3, 299, 299) * 2 - 1
+    resnet = arch == "resnet50"
+    net = (TorchvisionResNet50() if resnet else CxrNet(arch, "scaled_dot")).eval()
+    side, batch = (224, 32) if resnet else (299, 64)
+    x = torch.rand(batch, 3, side, side) * 2 - 1
     with torch.no_grad():
         net(x[:1])
         times = []
@@ -34,7 +36,7 @@ def bench(arch, train=True):
     if train:
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-        y = (torch.arange(64) % 2).float()
+        y = (torch.arange(batch) % 2).float()
         def step():
             opt.zero_grad()
             logits, _ = net(x)
@@ -45,7 +47,7 @@ def bench(arch, train=True):
         steps = 2
         for _ in range(steps):
             step()
-        print(f"T {arch} train64_img_s {steps * 64 / (time.perf_counter() - t0):.2f}")
+        print(f"T {arch} train_img_s {steps * batch / (time.perf_counter() - t0):.2f}")
 
 
 def main():
@@ -53,7 +55,7 @@ def main():
     torch.set_num_threads(threads)
     print(f"T torch {torch.__version__} threads {torch.get_num_threads()} "
           f"mkldnn {torch.backends.mkldnn.is_available()}")
-    nets = sys.argv[2:] or ["alexnet", "alexnet_attn1", "alexnet_attn2", "alexnet_attn3"]
+    nets = sys.argv[2:] or ["alexnet", "alexnet_attn1", "alexnet_attn2", "alexnet_attn3", "resnet50"]
     for arch in nets:
         bench(arch, os.environ.get("BENCH_NO_TRAIN") is None)
 

@@ -317,15 +317,15 @@ CREATE FUNCTION cxr_train(name text, training_query text, arch text DEFAULT 'ale
                           augment boolean DEFAULT true, seed int DEFAULT 1,
                           deploy boolean DEFAULT true, init_model text DEFAULT NULL,
                           attention_score text DEFAULT 'scaled_dot', resume boolean DEFAULT false,
-                          init_model_id bigint DEFAULT NULL,
+                          init_model_id bigint DEFAULT NULL, trainable text DEFAULT NULL,
                           OUT model_id bigint, OUT epoch int, OUT train_loss float8,
                           OUT train_accuracy float8, OUT val_loss float8, OUT val_accuracy float8,
                           OUT seconds float8)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'cxr_train' LANGUAGE C VOLATILE
     COST 10000000 ROWS 10;
-COMMENT ON FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean, bigint) IS
-    'trains a network on the (image, label) rows of a query and stores it under a name; returns the stored row''s id and the per-epoch history';
+COMMENT ON FUNCTION cxr_train(text, text, text, text, int, int, float8, boolean, int, boolean, text, text, boolean, bigint, text) IS
+    'trains a network (or, with trainable => ''layer4,fc'', only the parameters under those names) on the (image, label) rows of a query and stores it under a name; returns the stored row''s id and the per-epoch history';
 
 CREATE FUNCTION cxr_evaluate(model text, query text,
                              OUT n bigint, OUT accuracy float8, OUT sensitivity float8,

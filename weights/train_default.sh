@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains alexnet_attn2 (scaled_dot) with cxr_train on the train split of ../shared/data/cxr,
+# Trains alexnet_attn2 (scaled_dot; ARCH=resnet50 for another network) with cxr_train on the
+# train split of ../shared/data/cxr,
 # validating on the val split, as one run split into calls of CHUNK epochs: each call resumes
 # the previous one's stored state (resume => true), so the result equals one uninterrupted run,
 # and each call's model is exported as a checkpoint. Rerunning the script continues after the
@@ -8,6 +9,7 @@
 # Usage: weights/train_default.sh [TOTAL_EPOCHS] [CHUNK] [DEADLINE_UNIX_TIME] [INIT_MODEL]
 #   INIT_MODEL (optional): start the run from that model's weights instead of Xavier init.
 #   Needs cxr_data.xrays (scripts/load_cxr.sh) and PG* connection variables.
+#   ARCH (alexnet_attn2), BATCH (64), TRAINING_MEMORY (4GB) and TRAINABLE (all) set the run.
 #   How the shipped model was actually produced is in weights/MODEL_CARD.md.
 set -euo pipefail
 total=${1:-60}
@@ -15,6 +17,10 @@ chunk=${2:-4}
 deadline=${3:-0}          # unix time after which no new call starts (0: none)
 init=${4:-}
 prefix=${RUN_PREFIX:-cxr_run}
+arch=${ARCH:-alexnet_attn2}
+batch=${BATCH:-64}
+memory=${TRAINING_MEMORY:-4GB}
+trainable=${TRAINABLE:+, trainable => '$TRAINABLE'}
 here=$(cd "$(dirname "$0")" && pwd)
 ckpt=${CKPT_DIR:-$here/checkpoints}
 mkdir -p "$ckpt"
@@ -45,10 +51,10 @@ while [ "$done_epochs" -lt "$total" ]; do
         from="init_model => NULL"
     fi
     echo "== call $n: epochs $((done_epochs + 1))..$((done_epochs + epochs)), $from ($(date -u +%H:%M:%S))"
-    psql -X -v ON_ERROR_STOP=1 -c "SET cxr_attn.training_memory = '4GB'" -c "
-        SELECT * FROM cxr.cxr_train('$name', \$q\$$train_q\$q\$, 'alexnet_attn2',
-            validation_query => \$q\$$val_q\$q\$, epochs => $epochs, batch_size => 64,
-            learning_rate => 1e-4, augment => true, seed => 1, deploy => true, $from)"
+    psql -X -v ON_ERROR_STOP=1 -c "SET cxr_attn.training_memory = '$memory'" -c "
+        SELECT * FROM cxr.cxr_train('$name', \$q\$$train_q\$q\$, '$arch',
+            validation_query => \$q\$$val_q\$q\$, epochs => $epochs, batch_size => $batch,
+            learning_rate => 1e-4, augment => true, seed => 1, deploy => true, $from$trainable)"
     psql -X -Atq -c "SELECT encode(cxr.cxr_model_export('$name'), 'base64')" | base64 -d > "$ckpt/$name.safetensors"
     prev=$name
     done_epochs=$((done_epochs + epochs))

@@ -74,8 +74,12 @@ cxr_batchnorm_backward_train(const float *x, const float *dy, int n, int c, int 
                 sum_dy_xhat += (double)g[i] * ((p[i] - mean) * invstd);
             }
         }
-        dgamma[ci] += (float)sum_dy_xhat;
-        dbeta[ci] += (float)sum_dy;
+        if (dgamma)
+            dgamma[ci] += (float)sum_dy_xhat;
+        if (dbeta)
+            dbeta[ci] += (float)sum_dy;
+        if (!dx)
+            continue;
         float k = gamma[ci] * invstd;
         float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
         for (int b = 0; b < n; b++) {

@@ -47,7 +47,6 @@ cxr_img_status cxr_resize_bilinear(const float *src, int sw, int sh, float *dst,
 /* Scratch floats for cxr_resize_bilinear: never more than max(sw*sh, dw*dh), nor more than
  * dw*sh (what earlier versions required, so such buffers remain large enough). */
 size_t cxr_resize_scratch_floats(int sw, int sh, int dw, int dh);
-void cxr_normalize(float *x, size_t n, float mean, float std);
 
 /* PNG encoding of 8-bit RGB; *out is malloc'd. */
 cxr_img_status cxr_png_encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **out,

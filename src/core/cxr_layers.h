@@ -24,10 +24,11 @@ void cxr_conv_forward(const cxr_conv_shape *s, const float *x, int h, int w, con
 void cxr_conv_backward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
                        const float *dy, float *dweight, float *dbias, float *dx, float *col);
 
-/* ---- max pooling, window k, stride s, no padding; argmax kept for backward ---- */
-int cxr_maxpool_out_size(int in, int k, int stride);
-void cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, float *y,
-                         int32_t *argmax);
+/* ---- max pooling, window k, stride s, padding that never wins; argmax (may be NULL) kept
+ * for backward ---- */
+int cxr_maxpool_out_size(int in, int k, int stride, int pad);
+void cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, int pad,
+                         float *y, int32_t *argmax);
 /* dx (c*h*w) is overwritten. */
 void cxr_maxpool_backward(const float *dy, const int32_t *argmax, int c, int h, int w, int oh,
                           int ow, float *dx);
@@ -57,7 +58,7 @@ void cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n
 void cxr_batchnorm_backward_train(const float *x, const float *dy, int n, int c, int hw,
                                   const float *gamma, const float *save_mean,
                                   const float *save_invstd, float *dx, float *dgamma,
-                                  float *dbeta);
+                                  float *dbeta); /* dx, dgamma, dbeta may each be NULL */
 
 /* ---- inverted dropout with a counter-based generator ---- */
 /* mask[i] = 0 or 1/(1-p); element i's draw depends only on (seed, i), so it can be reproduced

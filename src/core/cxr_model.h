@@ -7,63 +7,57 @@
 
 #include "cxr_layers.h"
 
-#define CXR_N_CONV 5   /* conv1..conv5 */
-#define CXR_N_BLOCK 4  /* pool/ReLU/BN blocks after conv1..conv4 */
-#define CXR_MAX_FC 3
-#define CXR_MAX_TENSORS 40
 #define CXR_ERR_LEN 256
+#define CXR_MAX_CHANNELS 4
 
-/* One architecture, as data: which conv layers feed attention and what the head looks like.
- * The conv stack itself (conv1..conv5) is shared by all four networks. */
-typedef struct {
+typedef struct cxr_graph cxr_graph;
+typedef struct cxr_model cxr_model;
+
+/* One architecture: a name and a builder that adds its nodes to a graph (src/core/arch_*.c).
+ * Nothing outside the builders knows a network's layers. */
+typedef struct cxr_arch {
     const char *name;
-    int n_taps;
-    int taps[3];       /* conv layer numbers (2..4) feeding attention, ascending */
-    int conv5_pad;     /* 1: 3x3 map kept (alexnet); 0: collapses to the global vector g */
-    int avgpool;       /* adaptive average pool side before the head, 0 for none */
-    int n_fc;          /* fully connected layers; ReLU after all but the last */
-    int fc_out[CXR_MAX_FC];
+    int default_input_size;
+    float default_mean[3], default_std[3];
+    int (*build)(cxr_graph *g, const cxr_model *m, char *err);
 } cxr_arch;
 
 const cxr_arch *cxr_arch_find(const char *name);
 const char *cxr_arch_names(void); /* "alexnet, alexnet_attn1, ..." for error messages */
 
 typedef struct {
-    char name[32];
+    char *name; /* as in the model file, e.g. "layer1.0.downsample.1.running_var" */
     int ndim;
     int shape[4];
     size_t offset, numel;
     int trainable; /* running statistics are stored but not trained */
+    int frozen;    /* trainable, but left unchanged by this run (cxr_model_train_only) */
 } cxr_param_info;
 
 typedef struct cxr_acts cxr_acts;
+typedef struct cxr_model_kind cxr_model_kind;
 
-typedef struct cxr_model {
+struct cxr_model {
+    const cxr_model_kind *kind; /* how this model is loaded, saved, run and trained */
     const cxr_arch *arch;
-    int attention_scaled; /* 1: scores / sqrt(256) ("scaled_dot"); 0: paper's "dot" */
+    int attention_scaled; /* 1: scores / sqrt(d) ("scaled_dot"); 0: paper's "dot" */
     int input_size, in_channels;
-    float mean, std;
+    /* per input channel: the gray value v in [0, 1] enters channel c as (v - mean[c]) / std[c] */
+    float mean[CXR_MAX_CHANNELS], std[CXR_MAX_CHANNELS];
 
     int n_tensors;
-    cxr_param_info tensors[CXR_MAX_TENSORS];
+    cxr_param_info *tensors;
     size_t n_params, n_trainable; /* trainable parameters come first in params */
     float *params;
 
-    /* geometry: spatial side entering conv l, leaving conv l, leaving block l */
-    int conv_in[CXR_N_CONV], conv_side[CXR_N_CONV], block_side[CXR_N_BLOCK];
-    cxr_conv_shape conv[CXR_N_CONV];
-    int fc_in[CXR_MAX_FC];
+    /* the layers whose attention maps the model explains, ascending (none for plain CNNs) */
+    int n_taps;
+    int *taps;
 
-    /* offsets of named tensors in params (-1 when absent) */
-    long conv_w[CXR_N_CONV], conv_b[CXR_N_CONV];
-    long bn_w[CXR_N_BLOCK], bn_b[CXR_N_BLOCK], bn_mean[CXR_N_BLOCK], bn_var[CXR_N_BLOCK];
-    long proj_w[CXR_N_CONV]; /* by conv index; only taps on layers 2 and 3 project */
-    long fc_w[CXR_MAX_FC], fc_b[CXR_MAX_FC];
-
-    /* conv1 folded over its identical gray input channels: 64 x (1*11*11) */
-    float *conv1_folded;
+    cxr_graph *graph;
+    float *folded;   /* the first conv summed over identical gray channels (NULL if not folded) */
     cxr_acts *infer; /* one image's workspace, allocated once */
-} cxr_model;
+};
 
 /* A fresh model with Xavier-uniform weights (zero biases, BN identity). */
 cxr_model *cxr_model_create(const char *arch, int attention_scaled, int input_size,
@@ -84,7 +78,8 @@ int cxr_model_attention_side(const cxr_model *m, int layer);
 /* Bytes of the inference workspace (beyond the weights). */
 size_t cxr_model_workspace_bytes(const cxr_model *m);
 
-/* Inference on one gray image, input_size^2 floats already normalised. Returns the logit.
+/* Inference on one gray image, input_size^2 floats in [0, 1] (the model normalises each of its
+ * input channels with its own mean and std). Returns the logit.
  * Running statistics are used for BN, dropout is off. Not thread-safe per model.
  * Polls cxr_interrupt_poll (cxr_interrupt.h) once per layer; returns NAN when interrupted. */
 float cxr_model_forward(cxr_model *m, const float *image);
@@ -101,10 +96,17 @@ typedef struct cxr_trainer {
     cxr_adam_config adam;
     long step;
     float *grads, *adam_m, *adam_v; /* n_trainable each, same layout as params */
-    float *conv1_dfolded;
+    float *folded_grad;             /* the folded first conv's gradient */
     cxr_acts *acts;
 } cxr_trainer;
 
+/* Trains only the parameters whose names begin with one of the comma-separated prefixes, each
+ * matching whole dotted components ("layer4" matches "layer4.0.conv1.weight", not
+ * "layer40.x"); NULL or "" trains all. The others stay bit for bit as they are: their
+ * BatchNorms keep and use their running statistics, and backward stops at the first node
+ * with a trained parameter. Call before cxr_trainer_create/cxr_trainer_bytes. Returns the
+ * number of tensors trained, or -1 with err filled (a prefix that matches nothing). */
+int cxr_model_train_only(cxr_model *m, const char *prefixes, char *err);
 cxr_trainer *cxr_trainer_create(cxr_model *m, int max_batch, const cxr_adam_config *adam);
 /* Bytes cxr_trainer_create(m, max_batch, ...) allocates: gradients, Adam's two moments, the
  * folded conv1 gradient and the training activations of max_batch images. Lets a caller

@@ -40,12 +40,12 @@ typedef struct {
     int hflip;
 } cxr_augment_config;
 
-/* Builds a batch of normalised model inputs for images idx[0..n). With aug != NULL each image
+/* Builds a batch of model inputs (gray, [0, 1]) for images idx[0..n). With aug != NULL each image
  * is rotated by a uniform angle in [-max, max] about its centre (bilinear, black outside) and
  * flipped with probability 1/2, all drawn from (seed, image position in the run).
  * Polls cxr_interrupt_poll per image; returns 0, or -1 when interrupted (out incomplete). */
 int cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
-                   uint64_t seed, uint64_t draw_base, float mean, float std, float *out);
+                   uint64_t seed, uint64_t draw_base, float *out);
 
 typedef struct {
     long n, tp, tn, fp, fn;

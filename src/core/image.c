@@ -330,13 +330,6 @@ done:
     return st;
 }
 
-void
-cxr_normalize(float *x, size_t n, float mean, float std)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (x[i] - mean) / std;
-}
-
 cxr_img_status
 cxr_png_encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **out, size_t *out_len)
 {

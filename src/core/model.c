@@ -1,155 +1,117 @@
+/* Models: the kind table, creation, the model file (safetensors in the layout of models.md)
+ * and inference. A model's kind says how it is built, run and explained; the CNN kind runs any
+ * graph an architecture builder produces. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cxr_model.h"
-#include "cxr_net.h"
+#include "cxr_graph.h"
+#include "cxr_interrupt.h"
 #include "cxr_safetensors.h"
 
-/* The four networks of models.md. */
-static const cxr_arch archs[] = {
-    {"alexnet", 0, {0}, 1, 6, 3, {4096, 4096, 1}},
-    {"alexnet_attn1", 1, {4}, 0, 0, 2, {128, 1}},
-    {"alexnet_attn2", 2, {3, 4}, 0, 0, 2, {128, 1}},
-    {"alexnet_attn3", 3, {2, 3, 4}, 0, 0, 2, {128, 1}},
+struct cxr_model_kind {
+    const char *name;
+    int (*build)(cxr_model *m, char *err); /* structure and buffers for m's arch */
+    void (*release)(cxr_model *m);
+    float (*forward)(cxr_model *m, const float *gray);
+    const float *(*attention)(const cxr_model *m, int layer);
 };
 
-/* The conv stack shared by all of them: cout, kernel, stride, pad (conv5's pad is per arch). */
-static const int conv_table[CXR_N_CONV][4] = {
-    {64, 11, 4, 2}, {192, 5, 1, 2}, {384, 5, 1, 2}, {256, 3, 1, 1}, {256, 3, 1, -1},
-};
-#define POOL_K 3
-#define POOL_STRIDE 2
-#define ATTN_DIM 256
+/* ---- the CNN kind: a graph ---- */
 
-const cxr_arch *
-cxr_arch_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
-        if (strcmp(archs[i].name, name) == 0)
-            return &archs[i];
-    return NULL;
-}
-
-const char *
-cxr_arch_names(void)
-{
-    return "alexnet, alexnet_attn1, alexnet_attn2, alexnet_attn3";
-}
-
-static long
-add_tensor(cxr_model *m, const char *name, int trainable, int ndim, int d0, int d1, int d2, int d3)
-{
-    cxr_param_info *t = &m->tensors[m->n_tensors++];
-    int dims[4] = {d0, d1, d2, d3};
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = dims[i];
-        t->numel *= (size_t)dims[i];
-    }
-    t->offset = m->n_params;
-    t->trainable = trainable;
-    m->n_params += t->numel;
-    if (trainable)
-        m->n_trainable = m->n_params;
-    return (long)t->offset;
-}
-
-/* Fills geometry and the tensor table; params stay unallocated. */
 static int
-describe(cxr_model *m, char *err)
+cnn_build(cxr_model *m, char *err)
 {
-    char name[32];
-    const cxr_arch *a = m->arch;
-    int side = m->input_size, cin = m->in_channels;
-    for (int l = 0; l < CXR_N_CONV; l++) {
-        cxr_conv_shape *s = &m->conv[l];
-        s->cin = cin;
-        s->cout = conv_table[l][0];
-        s->k = conv_table[l][1];
-        s->stride = conv_table[l][2];
-        s->pad = l == 4 ? a->conv5_pad : conv_table[l][3];
-        m->conv_in[l] = side;
-        m->conv_side[l] = cxr_conv_out_size(side, s->k, s->stride, s->pad);
-        side = m->conv_side[l];
-        if (l < CXR_N_BLOCK) {
-            m->block_side[l] = cxr_maxpool_out_size(side, POOL_K, POOL_STRIDE);
-            side = m->block_side[l];
-        }
-        if (side < 1) {
-            snprintf(err, CXR_ERR_LEN, "input size %d is too small for %s", m->input_size,
-                     a->name);
-            return -1;
-        }
-        cin = s->cout;
-    }
-    if (a->n_taps && m->conv_side[4] != 1) {
-        snprintf(err, CXR_ERR_LEN,
-                 "input size %d gives a %dx%d conv5 map; %s needs 1x1 (use 299)",
-                 m->input_size, m->conv_side[4], m->conv_side[4], a->name);
+    cxr_graph *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, CXR_ERR_LEN, "out of memory");
         return -1;
     }
-
-    m->n_tensors = 0;
-    m->n_params = m->n_trainable = 0;
-    for (int l = 0; l < CXR_N_CONV; l++) {
-        const cxr_conv_shape *s = &m->conv[l];
-        snprintf(name, sizeof name, "conv%d.weight", l + 1);
-        m->conv_w[l] = add_tensor(m, name, 1, 4, s->cout, s->cin, s->k, s->k);
-        snprintf(name, sizeof name, "conv%d.bias", l + 1);
-        m->conv_b[l] = add_tensor(m, name, 1, 1, s->cout, 0, 0, 0);
-        if (l < CXR_N_BLOCK) {
-            snprintf(name, sizeof name, "bn%d.weight", l + 1);
-            m->bn_w[l] = add_tensor(m, name, 1, 1, s->cout, 0, 0, 0);
-            snprintf(name, sizeof name, "bn%d.bias", l + 1);
-            m->bn_b[l] = add_tensor(m, name, 1, 1, s->cout, 0, 0, 0);
-        }
-        m->proj_w[l] = -1;
+    m->graph = g;
+    g->model = m;
+    err[0] = '\0';
+    if (m->arch->build(g, m, err) < 0) {
+        if (!err[0])
+            snprintf(err, CXR_ERR_LEN, "out of memory building %s", m->arch->name);
+        return -1;
     }
-    for (int t = 0; t < a->n_taps; t++) {
-        int l = a->taps[t] - 1;
-        if (m->conv[l].cout != ATTN_DIM) {
-            snprintf(name, sizeof name, "proj%d.weight", l + 1);
-            m->proj_w[l] = add_tensor(m, name, 1, 4, ATTN_DIM, m->conv[l].cout, 1, 1);
-        }
-    }
-    int width = a->avgpool ? m->conv[4].cout * a->avgpool * a->avgpool : ATTN_DIM * a->n_taps;
-    for (int f = 0; f < a->n_fc; f++) {
-        m->fc_in[f] = width;
-        snprintf(name, sizeof name, "fc%d.weight", f + 1);
-        m->fc_w[f] = add_tensor(m, name, 1, 2, a->fc_out[f], width, 0, 0);
-        snprintf(name, sizeof name, "fc%d.bias", f + 1);
-        m->fc_b[f] = add_tensor(m, name, 1, 1, a->fc_out[f], 0, 0, 0);
-        width = a->fc_out[f];
-    }
-    for (int l = 0; l < CXR_N_BLOCK; l++) {
-        snprintf(name, sizeof name, "bn%d.running_mean", l + 1);
-        m->bn_mean[l] = add_tensor(m, name, 0, 1, m->conv[l].cout, 0, 0, 0);
-        snprintf(name, sizeof name, "bn%d.running_var", l + 1);
-        m->bn_var[l] = add_tensor(m, name, 0, 1, m->conv[l].cout, 0, 0, 0);
-    }
-    return 0;
-}
-
-/* Allocates parameters and the inference workspace. */
-static int
-allocate(cxr_model *m, char *err)
-{
-    m->params = calloc(m->n_params, sizeof(float));
-    m->conv1_folded = malloc(sizeof(float) * m->conv[0].cout * m->conv[0].k * m->conv[0].k);
-    m->infer = cxr_acts_create(m, 1, 0);
-    if (!m->params || !m->conv1_folded || !m->infer) {
+    if (cxr_graph_finalize(g, err))
+        return -1;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == CXR_OP_ATTENTION)
+            m->n_taps++;
+    m->taps = malloc(sizeof(int) * (m->n_taps ? m->n_taps : 1));
+    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    if (!m->taps || !m->params) {
         snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
         return -1;
     }
+    int t = 0;
+    for (int i = 0; i < g->n; i++) {
+        const cxr_node *nd = &g->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION)
+            m->taps[t++] = nd->layer;
+        if (nd->folded) {
+            const cxr_param_info *w = &m->tensors[nd->t_weight];
+            m->folded = malloc(sizeof(float) * w->shape[0] * w->shape[2] * w->shape[3]);
+            if (!m->folded) {
+                snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
+                return -1;
+            }
+        }
+    }
+    m->infer = cxr_acts_create(m, 1, 0);
+    if (!m->infer) {
+        snprintf(err, CXR_ERR_LEN, "out of memory allocating the model's workspace");
+        return -1;
+    }
     return 0;
 }
 
+static void
+cnn_release(cxr_model *m)
+{
+    cxr_acts_free(m->infer);
+    cxr_graph_free(m->graph);
+    free(m->folded);
+}
+
+static float
+cnn_forward(cxr_model *m, const float *gray)
+{
+    if (cxr_graph_forward(m, m->infer, gray, 1, 0))
+        return NAN;
+    return cxr_graph_output(m, m->infer)[0];
+}
+
+static const float *
+cnn_attention(const cxr_model *m, int layer)
+{
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
+            return m->infer->aux[i];
+    }
+    return NULL;
+}
+
+static const cxr_model_kind cnn_kind = {"cnn", cnn_build, cnn_release, cnn_forward,
+                                        cnn_attention};
+
+/* Every architecture today is a CNN graph; the random forest will be the second kind. */
+static const cxr_model_kind *
+kind_of(const cxr_arch *a)
+{
+    (void)a;
+    return &cnn_kind;
+}
+
+/* ---- creation ---- */
+
 static cxr_model *
-model_new(const char *arch, int scaled, int input_size, int in_channels, char *err)
+model_new(const char *arch, int scaled, int input_size, int in_channels, const float *mean,
+          const float *std, char *err)
 {
     const cxr_arch *a = cxr_arch_find(arch);
     if (!a) {
@@ -161,8 +123,9 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, char *e
         snprintf(err, CXR_ERR_LEN, "input size %d is outside 32..1024", input_size);
         return NULL;
     }
-    if (in_channels < 1 || in_channels > 4) {
-        snprintf(err, CXR_ERR_LEN, "in_channels %d is outside 1..4", in_channels);
+    if (in_channels < 1 || in_channels > CXR_MAX_CHANNELS) {
+        snprintf(err, CXR_ERR_LEN, "in_channels %d is outside 1..%d", in_channels,
+                 CXR_MAX_CHANNELS);
         return NULL;
     }
     cxr_model *m = calloc(1, sizeof *m);
@@ -171,39 +134,81 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, char *e
         return NULL;
     }
     m->arch = a;
+    m->kind = kind_of(a);
     m->attention_scaled = scaled;
     m->input_size = input_size;
     m->in_channels = in_channels;
-    m->mean = 0.5f;
-    m->std = 0.5f;
-    if (describe(m, err) || allocate(m, err)) {
+    for (int c = 0; c < in_channels; c++) {
+        m->mean[c] = mean ? mean[c] : a->default_mean[c < 3 ? c : 2];
+        m->std[c] = std ? std[c] : a->default_std[c < 3 ? c : 2];
+    }
+    if (m->kind->build(m, err)) {
         cxr_model_free(m);
         return NULL;
     }
     return m;
 }
 
+/* Tensor indices in parameter order (the file's order). */
+static int *
+by_offset(const cxr_model *m)
+{
+    int *idx = malloc(sizeof(int) * (m->n_tensors ? m->n_tensors : 1));
+    if (!idx)
+        return NULL;
+    for (int i = 0; i < m->n_tensors; i++)
+        idx[i] = i;
+    for (int i = 1; i < m->n_tensors; i++)
+        for (int j = i; j > 0 && m->tensors[idx[j]].offset < m->tensors[idx[j - 1]].offset; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    return idx;
+}
+
+static const char *
+field_of(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot ? dot + 1 : name;
+}
+
 cxr_model *
 cxr_model_create(const char *arch, int attention_scaled, int input_size, uint64_t seed, char *err)
 {
-    cxr_model *m = model_new(arch, attention_scaled, input_size, 3, err);
+    const cxr_arch *a = cxr_arch_find(arch);
+    cxr_model *m = model_new(arch, attention_scaled,
+                             input_size > 0 ? input_size : a ? a->default_input_size : 0, 3, NULL,
+                             NULL, err);
     if (!m)
         return NULL;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const cxr_param_info *t = &m->tensors[i];
+    int *idx = by_offset(m);
+    if (!idx) {
+        snprintf(err, CXR_ERR_LEN, "out of memory");
+        cxr_model_free(m);
+        return NULL;
+    }
+    /* Xavier-uniform weights, zero biases, BN identity; each tensor's draw seeded by its place
+     * in the file */
+    for (int r = 0; r < m->n_tensors; r++) {
+        const cxr_param_info *t = &m->tensors[idx[r]];
         float *p = m->params + t->offset;
-        const char *field = strchr(t->name, '.') + 1;
+        const char *field = field_of(t->name);
         if (strcmp(field, "weight") == 0 && t->ndim >= 2) {
             int rf = t->ndim == 4 ? t->shape[2] * t->shape[3] : 1;
             cxr_xavier_uniform(p, t->numel, t->shape[1] * rf, t->shape[0] * rf,
-                               seed * 1000003u + (uint64_t)i);
+                               seed * 1000003u + (uint64_t)r);
         } else if (strcmp(field, "weight") == 0 || strcmp(field, "running_var") == 0) {
             for (size_t j = 0; j < t->numel; j++)
                 p[j] = 1.0f; /* BN scale and running variance start at 1 */
         }
     }
+    free(idx);
     return m;
 }
+
+/* ---- the model file ---- */
 
 static int
 parse_int_meta(const cxr_st_file *f, const char *key, int dflt, int *out, char *err)
@@ -223,30 +228,50 @@ parse_int_meta(const cxr_st_file *f, const char *key, int dflt, int *out, char *
     return 0;
 }
 
+/* "mean"/"std": one number for every channel, or one per channel separated by commas. */
 static int
-parse_float_meta(const cxr_st_file *f, const char *key, float dflt, float *out, char *err)
+parse_channels_meta(const cxr_st_file *f, const char *key, int channels, const float *dflt,
+                    float *out, char *err)
 {
     const char *v = cxr_st_meta_get(f, key);
-    char *end;
     if (!v) {
-        *out = dflt;
+        for (int c = 0; c < channels; c++)
+            out[c] = dflt[c < 3 ? c : 2];
         return 0;
     }
-    double x = strtod(v, &end);
-    if (end == v || *end || !isfinite(x) || fabs(x) > 1e6) {
-        snprintf(err, CXR_ERR_LEN, "metadata %s = \"%.40s\" is not a valid number", key, v);
-        return -1;
+    int n = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || !isfinite(x) || fabs(x) > 1e6 || n == channels)
+            break;
+        out[n++] = (float)x;
+        while (*end == ' ')
+            end++;
+        if (*end == '\0') {
+            if (n == 1)
+                for (int c = 1; c < channels; c++)
+                    out[c] = out[0];
+            if (n == 1 || n == channels)
+                return 0;
+            break;
+        }
+        if (*end != ',')
+            break;
+        p = end + 1;
     }
-    *out = (float)x;
-    return 0;
+    snprintf(err, CXR_ERR_LEN,
+             "metadata %s = \"%.40s\" is not a number or %d comma-separated numbers", key, v,
+             channels);
+    return -1;
 }
 
 static int
 is_ignored_tensor(const char *name)
 {
-    int l;
-    char rest[32];
-    return sscanf(name, "bn%d.%31s", &l, rest) == 2 && strcmp(rest, "num_batches_tracked") == 0;
+    const char *dot = strrchr(name, '.');
+    return dot && strcmp(dot, ".num_batches_tracked") == 0;
 }
 
 cxr_model *
@@ -258,10 +283,16 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
         return NULL;
     const char *arch = cxr_st_meta_get(&f, "arch");
     const char *score = cxr_st_meta_get(&f, "attention_score");
+    const cxr_arch *a = arch ? cxr_arch_find(arch) : NULL;
     int input_size, in_channels, scaled = 0;
-    float mean, std;
+    float mean[CXR_MAX_CHANNELS], std[CXR_MAX_CHANNELS];
     if (!arch) {
         snprintf(err, CXR_ERR_LEN, "model file has no \"arch\" in its metadata");
+        goto done;
+    }
+    if (!a) {
+        snprintf(err, CXR_ERR_LEN, "unknown architecture \"%.40s\" (known: %s)", arch,
+                 cxr_arch_names());
         goto done;
     }
     if (score && strcmp(score, "scaled_dot") == 0)
@@ -271,20 +302,25 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
                  score);
         goto done;
     }
-    if (parse_int_meta(&f, "input_size", 299, &input_size, err) ||
-        parse_int_meta(&f, "in_channels", 3, &in_channels, err) ||
-        parse_float_meta(&f, "mean", 0.5f, &mean, err) ||
-        parse_float_meta(&f, "std", 0.5f, &std, err))
+    if (parse_int_meta(&f, "input_size", a->default_input_size, &input_size, err) ||
+        parse_int_meta(&f, "in_channels", 3, &in_channels, err))
         goto done;
-    if (!(std > 1e-6f)) {
-        snprintf(err, CXR_ERR_LEN, "metadata std must be positive");
+    if (in_channels < 1 || in_channels > CXR_MAX_CHANNELS) {
+        snprintf(err, CXR_ERR_LEN, "in_channels %d is outside 1..%d", in_channels,
+                 CXR_MAX_CHANNELS);
         goto done;
     }
-    m = model_new(arch, scaled, input_size, in_channels, err);
+    if (parse_channels_meta(&f, "mean", in_channels, a->default_mean, mean, err) ||
+        parse_channels_meta(&f, "std", in_channels, a->default_std, std, err))
+        goto done;
+    for (int c = 0; c < in_channels; c++)
+        if (!(std[c] > 1e-6f)) {
+            snprintf(err, CXR_ERR_LEN, "metadata std must be positive");
+            goto done;
+        }
+    m = model_new(arch, scaled, input_size, in_channels, mean, std, err);
     if (!m)
         goto done;
-    m->mean = mean;
-    m->std = std;
     for (int i = 0; i < m->n_tensors; i++) {
         const cxr_param_info *t = &m->tensors[i];
         const cxr_st_tensor *s = cxr_st_find(&f, t->name);
@@ -292,8 +328,8 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
         for (int d = 0; same && d < t->ndim; d++)
             same = s->shape[d] == t->shape[d];
         if (!s) {
-            snprintf(err, CXR_ERR_LEN, "model file lacks tensor \"%s\" required by %s", t->name,
-                     m->arch->name);
+            snprintf(err, CXR_ERR_LEN, "model file lacks tensor \"%.80s\" required by %s",
+                     t->name, m->arch->name);
             goto fail;
         }
         if (!same) {
@@ -301,7 +337,7 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
             int n = 0;
             for (int d = 0; d < t->ndim; d++)
                 n += snprintf(want + n, sizeof want - n, "%s%d", d ? "," : "", t->shape[d]);
-            snprintf(err, CXR_ERR_LEN, "tensor \"%s\" must be float32 of shape [%s]", t->name,
+            snprintf(err, CXR_ERR_LEN, "tensor \"%.80s\" must be float32 of shape [%s]", t->name,
                      want);
             goto fail;
         }
@@ -309,7 +345,7 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
     }
     for (int i = 0; i < f.n_tensors; i++)
         if (!cxr_model_tensor(m, f.tensors[i].name) && !is_ignored_tensor(f.tensors[i].name)) {
-            snprintf(err, CXR_ERR_LEN, "unexpected tensor \"%s\" for %s", f.tensors[i].name,
+            snprintf(err, CXR_ERR_LEN, "unexpected tensor \"%.80s\" for %s", f.tensors[i].name,
                      m->arch->name);
             goto fail;
         }
@@ -320,7 +356,7 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
         }
     const char *bad = cxr_model_negative_variance(m, m->params);
     if (bad) {
-        snprintf(err, CXR_ERR_LEN, "tensor \"%s\" has a negative value", bad);
+        snprintf(err, CXR_ERR_LEN, "tensor \"%.80s\" has a negative value", bad);
         goto fail;
     }
     goto done;
@@ -332,57 +368,111 @@ done:
     return m;
 }
 
+/* appends to a growing header; -1 when out of memory */
+static int
+header_printf(char **h, size_t *cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#include <stdarg.h>
+
+static int
+header_printf(char **h, size_t *cap, size_t *n, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(*h + *n, *cap - *n, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return -1;
+        if ((size_t)k < *cap - *n) {
+            *n += (size_t)k;
+            return 0;
+        }
+        char *bigger = realloc(*h, 2 * *cap + (size_t)k);
+        if (!bigger)
+            return -1;
+        *h = bigger;
+        *cap = 2 * *cap + (size_t)k;
+    }
+}
+
+/* one number when every channel shares it (the file then reads as models.md's defaults) */
+static int
+put_channels(char **h, size_t *cap, size_t *n, const char *key, const float *v, int channels)
+{
+    int same = 1;
+    for (int c = 1; c < channels; c++)
+        same &= v[c] == v[0];
+    if (header_printf(h, cap, n, ",\"%s\":\"%.9g", key, v[0]))
+        return -1;
+    for (int c = 1; !same && c < channels; c++)
+        if (header_printf(h, cap, n, ",%.9g", v[c]))
+            return -1;
+    return header_printf(h, cap, n, "\"");
+}
+
 int
 cxr_model_save(const cxr_model *m, uint8_t **out, size_t *out_len)
 {
-    size_t cap = 4096 + (size_t)m->n_tensors * 160, n = 0;
+    size_t cap = 4096, n = 0;
     char *h = malloc(cap);
-    if (!h)
-        return -1;
-    n += snprintf(h + n, cap - n,
-                  "{\"__metadata__\":{\"format\":\"pt\",\"arch\":\"%s\",\"input_size\":\"%d\","
-                  "\"in_channels\":\"%d\",\"mean\":\"%.9g\",\"std\":\"%.9g\"",
-                  m->arch->name, m->input_size, m->in_channels, m->mean, m->std);
-    if (m->arch->n_taps)
-        n += snprintf(h + n, cap - n, ",\"attention_score\":\"%s\"",
-                      m->attention_scaled ? "scaled_dot" : "dot");
-    n += snprintf(h + n, cap - n, "}");
-    for (int i = 0; i < m->n_tensors; i++) {
-        const cxr_param_info *t = &m->tensors[i];
-        n += snprintf(h + n, cap - n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name);
+    int *idx = by_offset(m);
+    int rc = -1;
+    if (!h || !idx)
+        goto done;
+    if (header_printf(&h, &cap, &n,
+                      "{\"__metadata__\":{\"format\":\"pt\",\"arch\":\"%s\",\"input_size\":\"%d\","
+                      "\"in_channels\":\"%d\"",
+                      m->arch->name, m->input_size, m->in_channels) ||
+        put_channels(&h, &cap, &n, "mean", m->mean, m->in_channels) ||
+        put_channels(&h, &cap, &n, "std", m->std, m->in_channels))
+        goto done;
+    if (m->n_taps && header_printf(&h, &cap, &n, ",\"attention_score\":\"%s\"",
+                                   m->attention_scaled ? "scaled_dot" : "dot"))
+        goto done;
+    if (header_printf(&h, &cap, &n, "}"))
+        goto done;
+    for (int r = 0; r < m->n_tensors; r++) {
+        const cxr_param_info *t = &m->tensors[idx[r]];
+        if (header_printf(&h, &cap, &n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name))
+            goto done;
         for (int d = 0; d < t->ndim; d++)
-            n += snprintf(h + n, cap - n, "%s%d", d ? "," : "", t->shape[d]);
-        n += snprintf(h + n, cap - n, "],\"data_offsets\":[%zu,%zu]}", t->offset * 4,
-                      (t->offset + t->numel) * 4);
+            if (header_printf(&h, &cap, &n, "%s%d", d ? "," : "", t->shape[d]))
+                goto done;
+        if (header_printf(&h, &cap, &n, "],\"data_offsets\":[%zu,%zu]}", t->offset * 4,
+                          (t->offset + t->numel) * 4))
+            goto done;
     }
-    n += snprintf(h + n, cap - n, "}");
+    if (header_printf(&h, &cap, &n, "}"))
+        goto done;
     while (n % 8)
-        h[n++] = ' '; /* data starts 8-byte aligned, as the reference writer does */
+        if (header_printf(&h, &cap, &n, " ")) /* data starts 8-byte aligned, as PyTorch's */
+            goto done;
     size_t total = 8 + n + m->n_params * sizeof(float);
     uint8_t *buf = malloc(total);
-    if (!buf) {
-        free(h);
-        return -1;
-    }
+    if (!buf)
+        goto done;
     for (int i = 0; i < 8; i++)
         buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
     memcpy(buf + 8, h, n);
     memcpy(buf + 8 + n, m->params, m->n_params * sizeof(float));
-    free(h);
     *out = buf;
     *out_len = total;
-    return 0;
+    rc = 0;
+done:
+    free(h);
+    free(idx);
+    return rc;
 }
 
 cxr_model *
 cxr_model_clone(const cxr_model *src, char *err)
 {
     cxr_model *m = model_new(src->arch->name, src->attention_scaled, src->input_size,
-                             src->in_channels, err);
+                             src->in_channels, src->mean, src->std, err);
     if (!m)
         return NULL;
-    m->mean = src->mean;
-    m->std = src->std;
     memcpy(m->params, src->params, sizeof(float) * m->n_params);
     return m;
 }
@@ -392,8 +482,12 @@ cxr_model_free(cxr_model *m)
 {
     if (!m)
         return;
-    cxr_acts_free(m->infer);
-    free(m->conv1_folded);
+    if (m->kind)
+        m->kind->release(m);
+    for (int i = 0; i < m->n_tensors; i++)
+        free(m->tensors[i].name);
+    free(m->tensors);
+    free(m->taps);
     free(m->params);
     free(m);
 }
@@ -414,8 +508,7 @@ cxr_model_negative_variance(const cxr_model *m, const float *params)
      * it into NaN, and the model answers the same for every image */
     for (int i = 0; i < m->n_tensors; i++) {
         const cxr_param_info *t = &m->tensors[i];
-        const char *dot = strchr(t->name, '.');
-        if (!dot || strcmp(dot, ".running_var") != 0)
+        if (strcmp(field_of(t->name), "running_var") != 0)
             continue;
         for (size_t j = 0; j < t->numel; j++)
             if (params[t->offset + j] < 0.0f)
@@ -424,11 +517,50 @@ cxr_model_negative_variance(const cxr_model *m, const float *params)
     return NULL;
 }
 
+/* ---- inference ---- */
+
 int
 cxr_model_attention_side(const cxr_model *m, int layer)
 {
-    for (int t = 0; t < m->arch->n_taps; t++)
-        if (m->arch->taps[t] == layer)
-            return m->conv_side[layer - 1];
+    if (!m->graph)
+        return 0;
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
+            return m->graph->nodes[nd->in[0]].h;
+    }
     return 0;
+}
+
+size_t
+cxr_model_workspace_bytes(const cxr_model *m)
+{
+    const cxr_param_info *w = NULL;
+    for (int i = 0; m->folded && i < m->graph->n; i++)
+        if (m->graph->nodes[i].folded)
+            w = &m->tensors[m->graph->nodes[i].t_weight];
+    return m->infer->floats * sizeof(float) +
+           (w ? sizeof(float) * w->shape[0] * w->shape[2] * w->shape[3] : 0);
+}
+
+float
+cxr_model_forward(cxr_model *m, const float *gray)
+{
+    return m->kind->forward(m, gray);
+}
+
+const float *
+cxr_model_attention(const cxr_model *m, int layer)
+{
+    return m->kind->attention(m, layer);
+}
+
+int
+cxr_model_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
+{
+    /* One image at a time through the same workspace: a result never depends on its batch. */
+    size_t img = (size_t)m->input_size * m->input_size;
+    for (int i = 0; i < n; i++)
+        logits[i] = cxr_interrupt_requested() ? NAN : cxr_model_forward(m, gray + i * img);
+    return cxr_interrupt_requested() ? -1 : 0;
 }

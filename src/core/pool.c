@@ -3,25 +3,33 @@
 #include "cxr_layers.h"
 
 int
-cxr_maxpool_out_size(int in, int k, int stride)
+cxr_maxpool_out_size(int in, int k, int stride, int pad)
 {
-    return in < k ? 0 : (in - k) / stride + 1;
+    int span = in + 2 * pad - k;
+    return span < 0 ? 0 : span / stride + 1;
 }
 
 void
-cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, float *y,
+cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, int pad, float *y,
                     int32_t *argmax)
 {
-    int oh = cxr_maxpool_out_size(h, k, stride), ow = cxr_maxpool_out_size(w, k, stride);
+    int oh = cxr_maxpool_out_size(h, k, stride, pad), ow = cxr_maxpool_out_size(w, k, stride, pad);
     for (int ci = 0; ci < c; ci++) {
         const float *plane = x + (size_t)ci * h * w;
-        for (int oy = 0; oy < oh; oy++)
+        for (int oy = 0; oy < oh; oy++) {
+            /* the window clipped to the image: padding never wins, as in PyTorch */
+            int y0 = oy * stride - pad, y1 = y0 + k;
+            y0 = y0 < 0 ? 0 : y0;
+            y1 = y1 > h ? h : y1;
             for (int ox = 0; ox < ow; ox++) {
-                int best = (oy * stride) * w + ox * stride;
+                int x0 = ox * stride - pad, x1 = x0 + k;
+                x0 = x0 < 0 ? 0 : x0;
+                x1 = x1 > w ? w : x1;
+                int best = y0 * w + x0;
                 float bv = plane[best];
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        int idx = (oy * stride + ky) * w + ox * stride + kx;
+                for (int yy = y0; yy < y1; yy++)
+                    for (int xx = x0; xx < x1; xx++) {
+                        int idx = yy * w + xx;
                         /* strict '>' keeps the first maximum, as PyTorch does */
                         if (plane[idx] > bv) {
                             bv = plane[idx];
@@ -33,6 +41,7 @@ cxr_maxpool_forward(const float *x, int c, int h, int w, int k, int stride, floa
                 if (argmax)
                     argmax[o] = best;
             }
+        }
     }
 }
 

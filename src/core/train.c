@@ -63,7 +63,7 @@ rotate_flip(const uint8_t *img, int side, float deg, int flip, float *out)
 
 int
 cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
-               uint64_t seed, uint64_t draw_base, float mean, float std, float *out)
+               uint64_t seed, uint64_t draw_base, float *out)
 {
     size_t img = (size_t)d->side * d->side;
     for (int b = 0; b < n; b++) {
@@ -79,8 +79,6 @@ cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_co
         } else
             for (size_t p = 0; p < img; p++)
                 dst[p] = src[p] / 255.0f;
-        for (size_t p = 0; p < img; p++)
-            dst[p] = (dst[p] - mean) / std;
     }
     return 0;
 }

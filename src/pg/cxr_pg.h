@@ -13,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.4.0"
+#define CXR_SQL_VERSION "0.5.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -96,6 +96,7 @@ void cxr_jsonb_put_string(cxr_jsonb *j, const char *key, const char *s); /* NULL
 void cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v);      /* NaN, inf: null */
 void cxr_jsonb_put_int(cxr_jsonb *j, const char *key, int64 v);
 void cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v);
+void cxr_jsonb_put_numbers(cxr_jsonb *j, const char *key, const double *v, int n); /* array */
 
 /* images.c */
 void cxr_pg_image_error(cxr_img_status st, const char *msg);

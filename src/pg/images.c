@@ -78,7 +78,6 @@ cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *
     float *gray = cxr_pg_decode(png, w, h);
     int side = m->input_size;
     cxr_pg_resize(gray, *w, *h, input, side);
-    cxr_normalize(input, (size_t)side * side, m->mean, m->std);
     return gray;
 }
 

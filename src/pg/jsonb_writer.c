@@ -121,6 +121,16 @@ cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v)
     cxr_jsonb_bool(j, v);
 }
 
+void
+cxr_jsonb_put_numbers(cxr_jsonb *j, const char *key, const double *v, int n)
+{
+    cxr_jsonb_key(j, key);
+    cxr_jsonb_begin(j, true);
+    for (int i = 0; i < n; i++)
+        cxr_jsonb_number(j, v[i]);
+    cxr_jsonb_end(j);
+}
+
 Jsonb *
 cxr_jsonb_finish(cxr_jsonb *j)
 {

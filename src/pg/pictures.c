@@ -196,7 +196,7 @@ attention_figure(FunctionCallInfo fcinfo, bool by_id)
                                FIGURE_MAX_PANEL, panel)));
     cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 2, by_id);
     const cxr_model *m = cm->model;
-    int cols = 1 + m->arch->n_taps;
+    int cols = 1 + m->n_taps;
     int fw, fh;
     cxr_figure_size(rows, cols, panel, 1, &fw, &fh);
     if (fw == 0 || (uint64)fw * fh > (uint64)cxr_max_image_pixels)
@@ -231,8 +231,8 @@ attention_figure(FunctionCallInfo fcinfo, bool by_id)
         const char *label = cap && !cap_null[r] ? TextDatumGetCString(cap[r]) : psprintf("image %d", r + 1);
         panels[r * cols] = (cxr_figure_panel){small, pw, ph, NULL, 0,
                                               psprintf("p=%.3f %s", (double)cxr_sigmoid(logit), label)};
-        for (int t = 0; t < m->arch->n_taps; t++) {
-            int layer = m->arch->taps[t], side = cxr_model_attention_side(m, layer);
+        for (int t = 0; t < m->n_taps; t++) {
+            int layer = m->taps[t], side = cxr_model_attention_side(m, layer);
             float *map = palloc(sizeof(float) * side * side);
             memcpy(map, cxr_model_attention(m, layer), sizeof(float) * side * side);
             panels[r * cols + 1 + t] = (cxr_figure_panel){small, pw, ph, map, side,

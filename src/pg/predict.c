@@ -71,15 +71,15 @@ BY_NAME_AND_BY_ID(cxr_covid_predict, predict)
 int
 cxr_pg_attention_side(const cxr_model *m, int layer)
 {
-    if (m->arch->n_taps == 0)
+    if (m->n_taps == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("model architecture %s has no attention layers", m->arch->name)));
     int side = cxr_model_attention_side(m, layer);
     if (side == 0) {
         char layers[32] = "";
-        for (int t = 0; t < m->arch->n_taps; t++)
+        for (int t = 0; t < m->n_taps; t++)
             snprintf(layers + strlen(layers), sizeof layers - strlen(layers), "%s%d",
-                     t ? ", " : "", m->arch->taps[t]);
+                     t ? ", " : "", m->taps[t]);
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("model architecture %s has no attention at layer %d",
                                m->arch->name, layer),

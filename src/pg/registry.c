@@ -232,10 +232,22 @@ validate_model(bytea *w, char **arch, Jsonb **metadata)
     cxr_jsonb_put_string(&meta, "arch", m->arch->name);
     cxr_jsonb_put_int(&meta, "input_size", m->input_size);
     cxr_jsonb_put_int(&meta, "in_channels", m->in_channels);
-    /* float32 values, written with the digits that identify them */
-    cxr_jsonb_put_number(&meta, "mean", strtod(psprintf("%.9g", m->mean), NULL));
-    cxr_jsonb_put_number(&meta, "std", strtod(psprintf("%.9g", m->std), NULL));
-    if (m->arch->n_taps)
+    /* float32 values, written with the digits that identify them: one number when every
+     * channel shares it (as the model file writes it), else one per channel */
+    for (int k = 0; k < 2; k++) {
+        const float *v = k ? m->std : m->mean;
+        double d[CXR_MAX_CHANNELS] = {0};
+        bool same = true;
+        for (int c = 0; c < m->in_channels; c++) {
+            d[c] = strtod(psprintf("%.9g", v[c]), NULL);
+            same = same && v[c] == v[0];
+        }
+        if (same)
+            cxr_jsonb_put_number(&meta, k ? "std" : "mean", d[0]);
+        else
+            cxr_jsonb_put_numbers(&meta, k ? "std" : "mean", d, m->in_channels);
+    }
+    if (m->n_taps)
         cxr_jsonb_put_string(&meta, "attention_score", m->attention_scaled ? "scaled_dot" : "dot");
     cxr_jsonb_end(&meta);
     *arch = pstrdup(m->arch->name);

@@ -155,9 +155,7 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
             cxr_pg_prepare_input(DatumGetByteaPP(img), m, input, &w, &h);
             MemoryContextSwitchTo(o);
             MemoryContextReset(row_ctx);
-            /* undo the normalisation: the dataset keeps [0, 1] gray as 8-bit */
-            for (size_t p = 0; p < per_image; p++)
-                input[p] = input[p] * m->std + m->mean;
+            /* the dataset keeps [0, 1] gray as 8-bit */
             cxr_dataset_store(d, d->n, input);
             d->labels[d->n++] = label;
         }
@@ -177,7 +175,7 @@ predict_all(cxr_model *m, const cxr_dataset *d, double *prob)
     float *input = palloc(sizeof(float) * img);
     for (int i = 0; i < d->n; i++) {
         CHECK_FOR_INTERRUPTS();
-        cxr_make_batch(d, &i, 1, NULL, 0, 0, m->mean, m->std, input);
+        cxr_make_batch(d, &i, 1, NULL, 0, 0, input);
         prob[i] = cxr_sigmoid(cxr_model_forward(m, input));
         cxr_pg_check_core_interrupt();
     }
@@ -345,6 +343,9 @@ cxr_train(PG_FUNCTION_ARGS)
     /* the starting model by id (0.4.0): a row reachable without a deployed name */
     bool by_id = PG_NARGS() > 13 && !PG_ARGISNULL(13);
     int64 init_id = by_id ? PG_GETARG_INT64(13) : 0;
+    /* which parameters train (0.5.0): name prefixes, NULL for all */
+    char *trainable = PG_NARGS() > 14 && !PG_ARGISNULL(14) ? text_to_cstring(PG_GETARG_TEXT_PP(14))
+                                                           : NULL;
     char err[CXR_ERR_LEN];
 
     InitMaterializedSRF(fcinfo, 0);
@@ -406,6 +407,17 @@ cxr_train(PG_FUNCTION_ARGS)
         strcmp(arch, "alexnet_attn2") != 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("init_model %s is a %s, not a %s", init_what, m->arch->name, arch)));
+
+    int n_trained = cxr_model_train_only(m, trainable, err);
+    if (n_trained < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("trainable: %s", err),
+                        errhint("Name parameters as the model file does (torchvision's names "
+                                "for resnet50), e.g. 'fc' or 'layer4,fc'.")));
+    if (trainable)
+        ereport(NOTICE, (errmsg("cxr_train: training the %d parameter tensors under \"%s\"; the "
+                                "others, and their BatchNorm statistics, stay as they are",
+                                n_trained, trainable)));
 
     /* One budget for the whole run: the optimiser and activations of a batch, the batch's
      * inputs, the best epoch's weights, and then the decoded images. */
@@ -487,7 +499,7 @@ cxr_train(PG_FUNCTION_ARGS)
             int start = b * max_batch, n = Min(max_batch, train.n - start);
             CHECK_FOR_INTERRUPTS();
             cxr_make_batch(&train, order + start, n, augment ? &aug : NULL, run_seed,
-                           (uint64_t)e * train.n + start, m->mean, m->std, inputs);
+                           (uint64_t)e * train.n + start, inputs);
             cxr_pg_check_core_interrupt();
             for (int k = 0; k < n; k++)
                 labels[k] = train.labels[order[start + k]];

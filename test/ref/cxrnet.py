@@ -1,13 +1,16 @@
 """The networks of docs/models.md in PyTorch, with the tensor names cxr_attn uses.
 
 This is the independent oracle for the C core: written from models.md, not from the C code."""
-import json
-import struct
+import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from cxr_safetensors import load_safetensors, save_safetensors  # noqa: E402,F401
 
 ARCHS = {
     "alexnet": (),
@@ -103,46 +106,35 @@ def pool_margin(raw):
     return worst
 
 
-# ---- safetensors, written out by hand (no safetensors package on Debian) ----
-def save_safetensors(path, tensors, metadata=None):
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, t in tensors.items():
-        arr = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-        if arr.dtype == np.int64:
-            dtype = "I64"
-        else:
-            arr, dtype = arr.astype("<f4"), "F32"
-        data = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+class TorchvisionResNet50(nn.Module):
+    """torchvision's resnet50 with a 1-logit fc, answering (logits, {}) as CxrNet does."""
+
+    def __init__(self):
+        super().__init__()
+        import torchvision
+        self.net = torchvision.models.resnet50(weights=None, num_classes=1)
+
+    def forward(self, x, dropout_mask=None):
+        return self.net(x)[:, 0], {}
 
 
-def load_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    out = {}
-    for name, info in header.items():
-        b, e = info["data_offsets"]
-        dt = {"F32": "<f4", "I64": "<i8"}[info["dtype"]]
-        out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"]).copy())
-    return out, meta
+def network_input(gray, meta):
+    """The gray images (N x S x S, [0, 1]) as the network's input: each channel normalised with
+    the file's mean and std (one number, or one per channel)."""
+    channels = int(meta.get("in_channels", "3"))
+    def per_channel(key, default):
+        v = [float(x) for x in meta.get(key, default).split(",")]
+        return torch.tensor(v * channels if len(v) == 1 else v, dtype=gray.dtype).view(1, -1, 1, 1)
+    x = gray.unsqueeze(1).repeat(1, channels, 1, 1)
+    return (x - per_channel("mean", "0.5")) / per_channel("std", "0.5")
 
 
 def model_from_file(path):
     tensors, meta = load_safetensors(path)
+    if meta["arch"] == "resnet50":
+        net = TorchvisionResNet50()
+        net.net.load_state_dict(tensors, strict=False)
+        return net
     net = CxrNet(meta["arch"], meta.get("attention_score", "dot"), int(meta.get("in_channels", "3")))
     net.load_state_dict(tensors, strict=False)
     missing = set(net.state_dict()) - set(tensors) - {k for k in net.state_dict() if k.endswith("num_batches_tracked")}

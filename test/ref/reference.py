@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cxrnet import CxrNet, dropout_mask, pool_margin, load_safetensors, model_from_file, save_safetensors  # noqa: E402
+from cxrnet import CxrNet, dropout_mask, pool_margin, load_safetensors, model_from_file, network_input, save_safetensors  # noqa: E402
 
 CONFIGS = [("alexnet", "dot"), ("alexnet_attn1", "dot"), ("alexnet_attn1", "scaled_dot"),
            ("alexnet_attn2", "dot"), ("alexnet_attn2", "scaled_dot"),
@@ -80,7 +80,9 @@ def make_fixture(out, arch, score, seed):
             break
     margin, gray = best
     x = gray.repeat(1, 3, 1, 1)  # the gray image in three identical channels, as models.md says
-    fx = {"input": gray[:, 0], "labels": labels}
+    # the fixture holds the gray image in [0, 1], what the C core takes; the network's input is
+    # (v - 0.5) / 0.5, exact for these draws (multiples of 2^-24), so both sides see the same x
+    fx = {"input": (gray[:, 0] + 1) / 2, "labels": labels}
 
     net.eval()
     with torch.no_grad():
@@ -124,7 +126,7 @@ def make_run_fixture(d, labels, dropout_seed):
         # the same run in exact arithmetic, with every sum over the batch in another order
         order = [(i + shift) % BATCH for i in range(BATCH)]
         net = model_from_file(os.path.join(d, "model.safetensors")).to(dtype)
-        x = fx["input"][order].to(dtype).unsqueeze(1).repeat(1, 3, 1, 1)
+        x = ((fx["input"][order] - 0.5) / 0.5).to(dtype).unsqueeze(1).repeat(1, 3, 1, 1)
         y = labels[order].to(dtype)
         opt = torch.optim.Adam(net.parameters(), lr=RUN_LR, betas=(0.9, 0.999), eps=1e-8)
         net.train()
@@ -203,7 +205,7 @@ def verify_c(folder):
     for path in files:
         net = model_from_file(path).eval()
         out, _ = load_safetensors(path.replace(".model.", ".outputs."))
-        x = out["input"].unsqueeze(1).repeat(1, 3, 1, 1)
+        x = network_input(out["input"], load_safetensors(path)[1])
         with torch.no_grad():
             logits, alphas = net(x)
         checks = [("logits", logits, out["logits"])] + [

@@ -218,7 +218,7 @@ SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs WHERE false$$);
 SELECT cxr.cxr_train('bad', $$SELECT '\x00'::bytea, true$$);
 SELECT cxr.cxr_train('bad', $$SELEKT 1$$);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM no_such_table$$);
-SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, 'resnet50');
+SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, 'vgg16');
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, epochs => 0);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 0);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, learning_rate => -1);
@@ -228,7 +228,7 @@ SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, init_model => 'n
 -- decoded), and then the decoded images
 SET cxr_attn.training_memory = '1MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$);
-SET cxr_attn.training_memory = '221MB';
+SET cxr_attn.training_memory = '216MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 1);
 RESET cxr_attn.training_memory;
 SELECT cxr.cxr_evaluate('blob_model', $$SELECT image, label FROM blobs WHERE false$$);

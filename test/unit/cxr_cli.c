@@ -57,7 +57,6 @@ prepare(const cxr_model *m, const char *path, float *input)
     }
     cxr_resize_bilinear(gray, (int)info.width, (int)info.height, input, m->input_size,
                         m->input_size, tmp);
-    cxr_normalize(input, (size_t)m->input_size * m->input_size, m->mean, m->std);
     free(gray);
     free(tmp);
     free(buf);

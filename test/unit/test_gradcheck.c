@@ -44,7 +44,7 @@ forward(const params *p, acts *t)
     float rm[C1] = {0}, rv[C1] = {1, 1, 1, 1};
     for (int n = 0; n < N; n++) {
         cxr_conv_forward(&conv1, x + n * S * S, S, S, p->w1, p->b1, t->a + n * C1 * P, t->col);
-        cxr_maxpool_forward(t->a + n * C1 * P, C1, S, S, 3, 2, t->pool + n * C1 * PS * PS,
+        cxr_maxpool_forward(t->a + n * C1 * P, C1, S, S, 3, 2, 0, t->pool + n * C1 * PS * PS,
                             t->arg + n * C1 * PS * PS);
     }
     cxr_relu_forward(t->pool, t->pool, sizeof t->pool / 4);

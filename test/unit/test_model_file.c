@@ -97,7 +97,7 @@ main(void)
     mutate("wrong dtype", "\"dtype\":\"F32\"", "\"dtype\":\"F16\"", "dtype");
     mutate("wrong shape", "\"shape\":[64,3,11,11]", "\"shape\":[64,3,121,1]", "shape");
     mutate("missing tensor", "\"fc2.bias\"", "\"fc2.blas\"", "lacks tensor");
-    mutate("unknown arch", "\"arch\":\"alexnet_attn2\"", "\"arch\":\"resnet50\"", "unknown architecture");
+    mutate("unknown arch", "\"arch\":\"alexnet_attn2\"", "\"arch\":\"vgg16\"", "unknown architecture");
     mutate("no arch", "\"arch\":", "\"arc\":", "arch");
     mutate("bad score", "\"scaled_dot\"", "\"cosine\"", "attention_score");
     mutate("absurd shape", "\"shape\":[64,3,11,11]", "\"shape\":[9223372036854775807,3,11,11]", NULL);

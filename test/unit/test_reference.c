@@ -1,4 +1,5 @@
-/* The C core against the PyTorch fixtures of test/ref/reference.py, for every network and score:
+/* The C core against the PyTorch fixtures of test/ref/reference.py (and resnet_reference.py, from
+ * torchvision's resnet50 at 224), for every network and score:
  * eval logits and attention maps (<= 1e-4), gradients of one training step (<= 1e-3), running
  * statistics and Adam-updated parameters (<= 1e-4); for the shipped network and one other, eight
  * steps in a row. Then models written here, checked by PyTorch in `reference.py --verify-c`. */
@@ -13,7 +14,7 @@
 static const char *configs[] = {"alexnet-dot",         "alexnet_attn1-dot",
                                 "alexnet_attn1-scaled_dot", "alexnet_attn2-dot",
                                 "alexnet_attn2-scaled_dot", "alexnet_attn3-dot",
-                                "alexnet_attn3-scaled_dot"};
+                                "alexnet_attn3-scaled_dot", "resnet50-dot"};
 
 static const float *
 fx_tensor(const cxr_st_file *f, const char *name, size_t *numel)
@@ -40,8 +41,8 @@ save_outputs(const char *path, const float *input, int n, int side, const float 
     off = img * 4 + n * 4;
     float *alphas[3] = {0};
     int sides[3] = {0};
-    for (int t = 0; t < m->arch->n_taps; t++) {
-        int layer = m->arch->taps[t], s = cxr_model_attention_side(m, layer);
+    for (int t = 0; t < m->n_taps; t++) {
+        int layer = m->taps[t], s = cxr_model_attention_side(m, layer);
         sides[t] = s;
         alphas[t] = malloc(sizeof(float) * n * s * s);
         for (int i = 0; i < n; i++) {
@@ -63,7 +64,7 @@ save_outputs(const char *path, const float *input, int n, int side, const float 
     fwrite(header, 1, len, f);
     fwrite(input, 4, img, f);
     fwrite(logits, 4, n, f);
-    for (int t = 0; t < m->arch->n_taps; t++) {
+    for (int t = 0; t < m->n_taps; t++) {
         fwrite(alphas[t], 4, (size_t)n * sides[t] * sides[t], f);
         free(alphas[t]);
     }
@@ -223,8 +224,8 @@ check_config(const char *dir, const char *cfg)
     const float *want = fx_tensor(&fx, "eval_logits", NULL);
     for (int i = 0; i < batch; i++) {
         logits[i] = cxr_model_forward(m, input + (size_t)i * side * side);
-        for (int t = 0; t < m->arch->n_taps; t++) {
-            int layer = m->arch->taps[t], s = cxr_model_attention_side(m, layer);
+        for (int t = 0; t < m->n_taps; t++) {
+            int layer = m->taps[t], s = cxr_model_attention_side(m, layer);
             char name[16];
             snprintf(name, sizeof name, "alpha%d", layer);
             const float *wa = fx_tensor(&fx, name, NULL) + (size_t)i * s * s;

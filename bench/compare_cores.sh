@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The current core against an earlier commit's, on the shipped model and the shared X-rays:
+# the largest difference in probability and in attention maps (layers 3 and 4), image by image.
+# Builds the earlier commit's cxr_cli in a temporary worktree.
+#
+#   bench/compare_cores.sh [REV] [N]     default: the last 0.4.0 commit's parent of HEAD's core
+#                                        (REV=HEAD~1 style), the first N=200 test X-rays
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rev=${1:-HEAD}
+n=${2:-200}
+data=../shared/data/cxr
+tmp=$(mktemp -d)
+trap 'git worktree remove --force "$tmp/old" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+git worktree add -q --detach "$tmp/old" "$rev"
+make -s -C "$tmp/old" test/bin/cxr_cli >/dev/null
+make -s test/bin/cxr_cli >/dev/null
+model=weights/cxr_attn_default.safetensors
+files=$(awk -F, '$3 == "test" {print $1}' "$data/manifest.csv" | head -n "$n" | sed "s|^|$data/|")
+"$tmp/old/test/bin/cxr_cli" predict "$model" $files > "$tmp/old.txt"
+test/bin/cxr_cli predict "$model" $files > "$tmp/new.txt"
+for f in $(echo "$files" | head -n 20); do
+    for layer in 3 4; do
+        "$tmp/old/test/bin/cxr_cli" attention "$model" "$f" $layer >> "$tmp/old_maps.txt"
+        test/bin/cxr_cli attention "$model" "$f" $layer >> "$tmp/new_maps.txt"
+    done
+done
+python3 - "$tmp" "$rev" "$n" <<'PY'
+import sys
+d, rev, n = sys.argv[1:]
+def nums(p):
+    return [float(x) for line in open(p) for x in line.split()]
+po, pn = nums(f"{d}/old.txt"), nums(f"{d}/new.txt")
+mo, mn = nums(f"{d}/old_maps.txt"), nums(f"{d}/new_maps.txt")
+assert len(po) == len(pn) == int(n) and len(mo) == len(mn) > 0
+dp = max(abs(a - b) for a, b in zip(po, pn))
+dm = max(abs(a - b) for a, b in zip(mo, mn))
+print(f"{n} X-rays, shipped model, core of {rev} vs this tree: max |probability difference| {dp:.3g}, "
+      f"identical {sum(a == b for a, b in zip(po, pn))}/{n}; attention maps (20 X-rays, layers 3 and 4): "
+      f"max |difference| {dm:.3g}")
+PY
