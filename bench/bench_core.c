@@ -63,6 +63,8 @@ bench_network(const char *arch, int do_train)
 
     if (do_train) {
         cxr_adam_config adam = {1e-4f, 0.9f, 0.999f, 1e-8f};
+        printf("C %s training memory at batch %d: %.0f MiB (cxr_trainer_bytes)\n", arch, batch,
+               cxr_trainer_bytes(m, batch) / 1048576.0);
         cxr_trainer *tr = cxr_trainer_create(m, batch, &adam);
         cxr_trainer_forward_backward(tr, x, labels, batch, 1, NULL); /* warm-up */
         cxr_trainer_apply_adam(tr);

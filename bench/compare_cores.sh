@@ -3,8 +3,8 @@
 # the largest difference in probability and in attention maps (layers 3 and 4), image by image.
 # Builds the earlier commit's cxr_cli in a temporary worktree.
 #
-#   bench/compare_cores.sh [REV] [N]     default: the last 0.4.0 commit's parent of HEAD's core
-#                                        (REV=HEAD~1 style), the first N=200 test X-rays
+#   bench/compare_cores.sh [REV] [N]     default: HEAD (the last commit), the first N=200 test
+#                                        X-rays of the manifest (682: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:-HEAD}

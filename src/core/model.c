@@ -1,111 +1,13 @@
-/* Models: the kind table, creation, the model file (safetensors in the layout of models.md)
- * and inference. A model's kind says how it is built, run and explained; the CNN kind runs any
- * graph an architecture builder produces. */
+/* Models: creation, the model file (safetensors in the layout of models.md) and inference,
+ * dispatched through the model's kind (cxr_kind.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cxr_graph.h"
+#include "cxr_kind.h"
 #include "cxr_interrupt.h"
 #include "cxr_safetensors.h"
-
-struct cxr_model_kind {
-    const char *name;
-    int (*build)(cxr_model *m, char *err); /* structure and buffers for m's arch */
-    void (*release)(cxr_model *m);
-    float (*forward)(cxr_model *m, const float *gray);
-    const float *(*attention)(const cxr_model *m, int layer);
-};
-
-/* ---- the CNN kind: a graph ---- */
-
-static int
-cnn_build(cxr_model *m, char *err)
-{
-    cxr_graph *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, CXR_ERR_LEN, "out of memory");
-        return -1;
-    }
-    m->graph = g;
-    g->model = m;
-    err[0] = '\0';
-    if (m->arch->build(g, m, err) < 0) {
-        if (!err[0])
-            snprintf(err, CXR_ERR_LEN, "out of memory building %s", m->arch->name);
-        return -1;
-    }
-    if (cxr_graph_finalize(g, err))
-        return -1;
-    for (int i = 0; i < g->n; i++)
-        if (g->nodes[i].op == CXR_OP_ATTENTION)
-            m->n_taps++;
-    m->taps = malloc(sizeof(int) * (m->n_taps ? m->n_taps : 1));
-    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
-    if (!m->taps || !m->params) {
-        snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
-        return -1;
-    }
-    int t = 0;
-    for (int i = 0; i < g->n; i++) {
-        const cxr_node *nd = &g->nodes[i];
-        if (nd->op == CXR_OP_ATTENTION)
-            m->taps[t++] = nd->layer;
-        if (nd->folded) {
-            const cxr_param_info *w = &m->tensors[nd->t_weight];
-            m->folded = malloc(sizeof(float) * w->shape[0] * w->shape[2] * w->shape[3]);
-            if (!m->folded) {
-                snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
-                return -1;
-            }
-        }
-    }
-    m->infer = cxr_acts_create(m, 1, 0);
-    if (!m->infer) {
-        snprintf(err, CXR_ERR_LEN, "out of memory allocating the model's workspace");
-        return -1;
-    }
-    return 0;
-}
-
-static void
-cnn_release(cxr_model *m)
-{
-    cxr_acts_free(m->infer);
-    cxr_graph_free(m->graph);
-    free(m->folded);
-}
-
-static float
-cnn_forward(cxr_model *m, const float *gray)
-{
-    if (cxr_graph_forward(m, m->infer, gray, 1, 0))
-        return NAN;
-    return cxr_graph_output(m, m->infer)[0];
-}
-
-static const float *
-cnn_attention(const cxr_model *m, int layer)
-{
-    for (int i = 0; i < m->graph->n; i++) {
-        const cxr_node *nd = &m->graph->nodes[i];
-        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
-            return m->infer->aux[i];
-    }
-    return NULL;
-}
-
-static const cxr_model_kind cnn_kind = {"cnn", cnn_build, cnn_release, cnn_forward,
-                                        cnn_attention};
-
-/* Every architecture today is a CNN graph; the random forest will be the second kind. */
-static const cxr_model_kind *
-kind_of(const cxr_arch *a)
-{
-    (void)a;
-    return &cnn_kind;
-}
 
 /* ---- creation ---- */
 
@@ -134,7 +36,7 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, const f
         return NULL;
     }
     m->arch = a;
-    m->kind = kind_of(a);
+    m->kind = cxr_kind_of(a);
     m->attention_scaled = scaled;
     m->input_size = input_size;
     m->in_channels = in_channels;
@@ -522,25 +424,13 @@ cxr_model_negative_variance(const cxr_model *m, const float *params)
 int
 cxr_model_attention_side(const cxr_model *m, int layer)
 {
-    if (!m->graph)
-        return 0;
-    for (int i = 0; i < m->graph->n; i++) {
-        const cxr_node *nd = &m->graph->nodes[i];
-        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
-            return m->graph->nodes[nd->in[0]].h;
-    }
-    return 0;
+    return m->kind->attention_side(m, layer);
 }
 
 size_t
 cxr_model_workspace_bytes(const cxr_model *m)
 {
-    const cxr_param_info *w = NULL;
-    for (int i = 0; m->folded && i < m->graph->n; i++)
-        if (m->graph->nodes[i].folded)
-            w = &m->tensors[m->graph->nodes[i].t_weight];
-    return m->infer->floats * sizeof(float) +
-           (w ? sizeof(float) * w->shape[0] * w->shape[2] * w->shape[3] : 0);
+    return m->kind->workspace_bytes(m);
 }
 
 float

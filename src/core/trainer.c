@@ -1,23 +1,12 @@
-/* Training a graph model: the trainer's buffers (gradients and Adam's moments, each one
- * contiguous buffer in the parameters' layout), one step of forward, loss and backward, and the
- * Adam update. */
+/* Training any model: which parameters train, the trainer's buffers (gradients and Adam's
+ * moments, each one contiguous buffer in the parameters' layout), a step (the model's kind
+ * computes it) and the Adam update. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cxr_graph.h"
-
-static size_t
-folded_floats(const cxr_model *m)
-{
-    for (int i = 0; m->folded && i < m->graph->n; i++)
-        if (m->graph->nodes[i].folded) {
-            const cxr_param_info *w = &m->tensors[m->graph->nodes[i].t_weight];
-            return (size_t)w->shape[0] * w->shape[2] * w->shape[3];
-        }
-    return 0;
-}
+#include "cxr_kind.h"
 
 /* does name begin with prefix, at a dot or its end? */
 static int
@@ -50,7 +39,7 @@ cxr_model_train_only(cxr_model *m, const char *prefixes, char *err)
                          m->arch->name, (int)(len > 60 ? 60 : len), p);
                 for (int i = 0; i < m->n_tensors; i++)
                     m->tensors[i].frozen = 0;
-                cxr_graph_mark_trainable(m->graph);
+                m->kind->trainable_changed(m);
                 return -1;
             }
             p += len;
@@ -58,7 +47,7 @@ cxr_model_train_only(cxr_model *m, const char *prefixes, char *err)
     }
     for (int i = 0; i < m->n_tensors; i++)
         selected += m->tensors[i].trainable && !m->tensors[i].frozen;
-    cxr_graph_mark_trainable(m->graph);
+    m->kind->trainable_changed(m);
     return selected;
 }
 
@@ -75,9 +64,7 @@ cxr_trainer_create(cxr_model *m, int max_batch, const cxr_adam_config *adam)
     t->grads = calloc(nt, sizeof(float));
     t->adam_m = calloc(nt, sizeof(float));
     t->adam_v = calloc(nt, sizeof(float));
-    t->folded_grad = calloc(folded_floats(m) + 1, sizeof(float));
-    t->acts = cxr_acts_create(m, max_batch, 1);
-    if (!t->grads || !t->adam_m || !t->adam_v || !t->folded_grad || !t->acts) {
+    if (!t->grads || !t->adam_m || !t->adam_v || m->kind->trainer_init(t)) {
         cxr_trainer_free(t);
         return NULL;
     }
@@ -88,8 +75,8 @@ size_t
 cxr_trainer_bytes(const cxr_model *m, int max_batch)
 {
     /* what cxr_trainer_create allocates, counted without allocating */
-    return sizeof(cxr_trainer) + cxr_acts_bytes(m, max_batch > 0 ? max_batch : 0, 1) +
-           sizeof(float) * (3 * m->n_trainable + folded_floats(m) + 1);
+    return sizeof(cxr_trainer) + sizeof(float) * 3 * m->n_trainable +
+           m->kind->trainer_bytes(m, max_batch);
 }
 
 void
@@ -100,8 +87,7 @@ cxr_trainer_free(cxr_trainer *t)
     free(t->grads);
     free(t->adam_m);
     free(t->adam_v);
-    free(t->folded_grad);
-    cxr_acts_free(t->acts);
+    t->model->kind->trainer_release(t);
     free(t);
 }
 
@@ -109,20 +95,10 @@ double
 cxr_trainer_forward_backward(cxr_trainer *t, const float *images, const float *labels, int n,
                              uint64_t dropout_seed, float *logits)
 {
-    cxr_model *m = t->model;
-    cxr_acts *a = t->acts;
     if (n < 1 || n > t->max_batch)
         return NAN;
-    memset(t->grads, 0, sizeof(float) * m->n_trainable);
-    if (cxr_graph_forward(m, a, images, n, dropout_seed))
-        return NAN;
-    int last = m->graph->n - 1;
-    double loss = cxr_bce_with_logits(a->out[last], labels, n, a->grad[last]);
-    if (logits)
-        memcpy(logits, a->out[last], sizeof(float) * n);
-    if (cxr_graph_backward(m, a, t->grads, t->folded_grad))
-        return NAN; /* gradients partial: the caller must not apply Adam */
-    return loss;
+    memset(t->grads, 0, sizeof(float) * t->model->n_trainable);
+    return t->model->kind->train_step(t, images, labels, n, dropout_seed, logits);
 }
 
 void

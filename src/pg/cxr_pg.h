@@ -59,6 +59,8 @@ cxr_cached_model *cxr_pg_model_arg(FunctionCallInfo fcinfo, int argno, bool by_i
  * current memory context); the model's attention maps hold this image's until the next forward. */
 float *cxr_pg_score(bytea *image, cxr_cached_model *cm, float *logit, int *w, int *h);
 /* The model's attention side for `layer`, or an ERROR that names the layers it has. */
+/* ERROR (feature not supported) for a model without attention layers (resnet50, alexnet). */
+void cxr_pg_require_attention(const cxr_model *m);
 int cxr_pg_attention_side(const cxr_model *m, int layer);
 
 /* registry.c: the write-right check of a model name (the row-security policies' rule), and

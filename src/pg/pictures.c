@@ -196,6 +196,7 @@ attention_figure(FunctionCallInfo fcinfo, bool by_id)
                                FIGURE_MAX_PANEL, panel)));
     cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 2, by_id);
     const cxr_model *m = cm->model;
+    cxr_pg_require_attention(m); /* a figure of attention maps needs some */
     int cols = 1 + m->n_taps;
     int fw, fh;
     cxr_figure_size(rows, cols, panel, 1, &fw, &fh);

@@ -68,12 +68,18 @@ predict(FunctionCallInfo fcinfo, bool by_id)
 
 BY_NAME_AND_BY_ID(cxr_covid_predict, predict)
 
-int
-cxr_pg_attention_side(const cxr_model *m, int layer)
+void
+cxr_pg_require_attention(const cxr_model *m)
 {
     if (m->n_taps == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("model architecture %s has no attention layers", m->arch->name)));
+}
+
+int
+cxr_pg_attention_side(const cxr_model *m, int layer)
+{
+    cxr_pg_require_attention(m);
     int side = cxr_model_attention_side(m, layer);
     if (side == 0) {
         char layers[32] = "";

@@ -75,9 +75,11 @@ ok $(/usr/bin/python3 -c "import sys; sys.exit(0 if float('$worst') <= 1e-4 else
    "imported torchvision models score in SQL as in torchvision (worst rel. diff $worst)"
 
 err=$(q -c "SELECT cxr.attention_map(image, 4, 'rn_own') FROM imgs WHERE id = 0" 2>&1)
+err2=$(q -c "SELECT cxr.attention_figure(ARRAY[image], NULL, 'rn_own') FROM imgs WHERE id = 0" 2>&1)
 echo "# $err"
-grep -q "resnet50 has no attention layers" <<< "$err"
-ok $? "attention_map on ResNet50 is a clear error"
+echo "# $err2"
+grep -q "resnet50 has no attention layers" <<< "$err" && grep -q "resnet50 has no attention layers" <<< "$err2"
+ok $? "attention_map and attention_figure on ResNet50 are a clear error"
 
 # transfer learning: only fc trains; every other tensor keeps its bytes
 out=$(q -c "SET client_min_messages = notice" \

@@ -1,0 +1,172 @@
+/* The CNN-graph kind: a model is a graph of named ops (cxr_graph.h) that its architecture's
+ * builder produced; inference, attention maps and training steps are the graph's passes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cxr_graph.h"
+#include "cxr_kind.h"
+
+static int
+cnn_build(cxr_model *m, char *err)
+{
+    cxr_graph *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, CXR_ERR_LEN, "out of memory");
+        return -1;
+    }
+    m->graph = g;
+    g->model = m;
+    err[0] = '\0';
+    if (m->arch->build(g, m, err) < 0) {
+        if (!err[0])
+            snprintf(err, CXR_ERR_LEN, "out of memory building %s", m->arch->name);
+        return -1;
+    }
+    if (cxr_graph_finalize(g, err))
+        return -1;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == CXR_OP_ATTENTION)
+            m->n_taps++;
+    m->taps = malloc(sizeof(int) * (m->n_taps ? m->n_taps : 1));
+    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    if (!m->taps || !m->params) {
+        snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
+        return -1;
+    }
+    int t = 0;
+    for (int i = 0; i < g->n; i++) {
+        const cxr_node *nd = &g->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION)
+            m->taps[t++] = nd->layer;
+        if (nd->folded) {
+            const cxr_param_info *w = &m->tensors[nd->t_weight];
+            m->folded = malloc(sizeof(float) * w->shape[0] * w->shape[2] * w->shape[3]);
+            if (!m->folded) {
+                snprintf(err, CXR_ERR_LEN, "out of memory allocating the model");
+                return -1;
+            }
+        }
+    }
+    m->infer = cxr_acts_create(m, 1, 0);
+    if (!m->infer) {
+        snprintf(err, CXR_ERR_LEN, "out of memory allocating the model's workspace");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+cnn_release(cxr_model *m)
+{
+    cxr_acts_free(m->infer);
+    cxr_graph_free(m->graph);
+    free(m->folded);
+}
+
+static float
+cnn_forward(cxr_model *m, const float *gray)
+{
+    if (cxr_graph_forward(m, m->infer, gray, 1, 0))
+        return NAN;
+    return cxr_graph_output(m, m->infer)[0];
+}
+
+static const float *
+cnn_attention(const cxr_model *m, int layer)
+{
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
+            return m->infer->aux[i];
+    }
+    return NULL;
+}
+
+static int
+cnn_attention_side(const cxr_model *m, int layer)
+{
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op == CXR_OP_ATTENTION && nd->layer == layer)
+            return m->graph->nodes[nd->in[0]].h;
+    }
+    return 0;
+}
+
+static size_t
+folded_floats(const cxr_model *m)
+{
+    for (int i = 0; m->folded && i < m->graph->n; i++)
+        if (m->graph->nodes[i].folded) {
+            const cxr_param_info *w = &m->tensors[m->graph->nodes[i].t_weight];
+            return (size_t)w->shape[0] * w->shape[2] * w->shape[3];
+        }
+    return 0;
+}
+
+static size_t
+cnn_workspace_bytes(const cxr_model *m)
+{
+    return m->infer->floats * sizeof(float) + sizeof(float) * folded_floats(m);
+}
+
+static void
+cnn_trainable_changed(cxr_model *m)
+{
+    cxr_graph_mark_trainable(m->graph);
+}
+
+static size_t
+cnn_trainer_bytes(const cxr_model *m, int max_batch)
+{
+    return cxr_acts_bytes(m, max_batch > 0 ? max_batch : 0, 1) +
+           sizeof(float) * (folded_floats(m) + 1);
+}
+
+static int
+cnn_trainer_init(cxr_trainer *t)
+{
+    t->folded_grad = calloc(folded_floats(t->model) + 1, sizeof(float));
+    t->acts = cxr_acts_create(t->model, t->max_batch, 1);
+    return t->folded_grad && t->acts ? 0 : -1;
+}
+
+static void
+cnn_trainer_release(cxr_trainer *t)
+{
+    free(t->folded_grad);
+    cxr_acts_free(t->acts);
+}
+
+static double
+cnn_train_step(cxr_trainer *t, const float *images, const float *labels, int n,
+               uint64_t dropout_seed, float *logits)
+{
+    cxr_model *m = t->model;
+    cxr_acts *a = t->acts;
+    if (cxr_graph_forward(m, a, images, n, dropout_seed))
+        return NAN;
+    int last = m->graph->n - 1;
+    double loss = cxr_bce_with_logits(a->out[last], labels, n, a->grad[last]);
+    if (logits)
+        memcpy(logits, a->out[last], sizeof(float) * n);
+    if (cxr_graph_backward(m, a, t->grads, t->folded_grad))
+        return NAN; /* gradients partial: the caller must not apply Adam */
+    return loss;
+}
+
+const cxr_model_kind cxr_kind_cnn = {
+    "cnn",           cnn_build,          cnn_release,       cnn_forward,
+    cnn_attention,   cnn_attention_side, cnn_workspace_bytes, cnn_trainable_changed,
+    cnn_trainer_bytes, cnn_trainer_init, cnn_trainer_release, cnn_train_step,
+};
+
+/* Every architecture today is a CNN graph; the random forest will be the second kind. */
+const cxr_model_kind *
+cxr_kind_of(const cxr_arch *a)
+{
+    (void)a;
+    return &cxr_kind_cnn;
+}
