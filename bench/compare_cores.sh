@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The current core against an earlier commit's, on the shipped model and the shared X-rays:
 # the largest difference in probability and in attention maps (layers 3 and 4), image by image.
-# Builds the earlier commit's cxr_cli in a temporary worktree.
+# Builds the earlier commit's cxr_cli in a temporary worktree. With SPEED=1 also runs both cores'
+# bench_core (bench/run.sh's C side) on the AlexNet family, one after the other.
 #
 #   bench/compare_cores.sh [REV] [N]     default: HEAD (the last commit), the first N=200 test
 #                                        X-rays of the manifest (682: all of them)
@@ -16,10 +17,10 @@ git worktree add -q --detach "$tmp/old" "$rev"
 make -s -C "$tmp/old" test/bin/cxr_cli >/dev/null
 make -s test/bin/cxr_cli >/dev/null
 model=weights/cxr_attn_default.safetensors
-files=$(awk -F, '$3 == "test" {print $1}' "$data/manifest.csv" | head -n "$n" | sed "s|^|$data/|")
+files=$(awk -F, -v n="$n" -v d="$data" '$3 == "test" && c++ < n {print d "/" $1}' "$data/manifest.csv")
 "$tmp/old/test/bin/cxr_cli" predict "$model" $files > "$tmp/old.txt"
 test/bin/cxr_cli predict "$model" $files > "$tmp/new.txt"
-for f in $(echo "$files" | head -n 20); do
+for f in $(awk 'NR <= 20' <<< "$files"); do
     for layer in 3 4; do
         "$tmp/old/test/bin/cxr_cli" attention "$model" "$f" $layer >> "$tmp/old_maps.txt"
         test/bin/cxr_cli attention "$model" "$f" $layer >> "$tmp/new_maps.txt"
@@ -39,3 +40,18 @@ print(f"{n} X-rays, shipped model, core of {rev} vs this tree: max |probability 
       f"identical {sum(a == b for a, b in zip(po, pn))}/{n}; attention maps (20 X-rays, layers 3 and 4): "
       f"max |difference| {dm:.3g}")
 PY
+
+# SPEED=1: the two cores' bench_core on the AlexNet family, back to back on this machine
+if [ "${SPEED:-0}" = 1 ]; then
+    for tree in "$tmp/old" .; do
+        gcc -std=c11 -D_GNU_SOURCE -O2 -I"$tree/src/core" -o "$tmp/bench_$(basename "$tree")" \
+            "$tree/bench/bench_core.c" "$tree"/src/core/*.c -lpng -lz -ldl -lm -lpthread
+    done
+    for t in 1 2; do
+        for side in old .; do
+            label=$([ "$side" = old ] && echo "$rev" || echo "this tree")
+            "$tmp/bench_$(basename "$side")" "$t" alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3 |
+                awk -v l="$label" -v t="$t" '$1 == "C" && ($3 == "single_ms" || $3 == "batch32_img_s" || $3 == "train64_img_s" || $3 == "train_img_s") {print "threads " t ", " l ": " $2 " " $3 " " $4}'
+        done
+    done
+fi
