@@ -48,6 +48,10 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, const f
         cxr_model_free(m);
         return NULL;
     }
+    /* a network without attention has no score: one value, so that a created model and its
+     * saved file (which omits the key) agree */
+    if (m->n_taps == 0)
+        m->attention_scaled = 0;
     return m;
 }
 

@@ -102,8 +102,11 @@ cxr_train_state_load(cxr_trainer *t, const uint8_t *buf, size_t len, cxr_run_pro
         snprintf(err, CXR_ERR_LEN, "not a training state");
         goto done;
     }
+    /* the score only matters to a network with attention: states of alexnet and resnet50 runs
+     * written before 0.5.0 say "scaled_dot" (cxr_train's default) while their model files,
+     * which omit the key for such networks, load as "dot" */
     if (!arch || strcmp(arch, m->arch->name) != 0 || !score ||
-        strcmp(score, score_name(m)) != 0) {
+        (m->n_taps && strcmp(score, score_name(m)) != 0)) {
         snprintf(err, CXR_ERR_LEN, "training state is for %.32s (%.16s), not %s (%s)",
                  arch ? arch : "?", score ? score : "?", m->arch->name, score_name(m));
         goto done;
