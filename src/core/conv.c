@@ -112,12 +112,14 @@ cxr_conv_backward(const cxr_conv_shape *s, const float *x, int h, int w, const f
     int ow = cxr_conv_out_size(w, s->k, s->stride, s->pad);
     int hw = oh * ow, kk = s->cin * s->k * s->k;
     int pointwise = is_pointwise(s);
-    const float *cols = x;
-    if (!pointwise) {
-        cxr_im2col(x, s->cin, h, w, s->k, s->stride, s->pad, col);
-        cols = col;
+    if (dweight) { /* a frozen layer passes NULL: its input gradient only */
+        const float *cols = x;
+        if (!pointwise) {
+            cxr_im2col(x, s->cin, h, w, s->k, s->stride, s->pad, col);
+            cols = col;
+        }
+        cxr_sgemm(0, 1, s->cout, kk, hw, 1.0f, dy, hw, cols, hw, 1.0f, dweight, kk);
     }
-    cxr_sgemm(0, 1, s->cout, kk, hw, 1.0f, dy, hw, cols, hw, 1.0f, dweight, kk);
     if (dbias)
         for (int o = 0; o < s->cout; o++) {
             float acc = 0.0f;

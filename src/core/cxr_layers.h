@@ -20,7 +20,7 @@ void cxr_col2im(const float *col, int c, int h, int w, int k, int stride, int pa
 /* y[cout][oh*ow] = W[cout][cin*k*k] * im2col(x) + b. bias may be NULL. */
 void cxr_conv_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
                       const float *bias, float *y, float *col);
-/* dweight, dbias (may be NULL) accumulate; dx (may be NULL) is overwritten. */
+/* dweight, dbias (each may be NULL: a frozen layer) accumulate; dx (may be NULL) is overwritten. */
 void cxr_conv_backward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
                        const float *dy, float *dweight, float *dbias, float *dx, float *col);
 

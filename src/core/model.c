@@ -1,6 +1,7 @@
 /* Models: creation, the model file (safetensors in the layout of models.md) and inference,
  * dispatched through the model's kind (cxr_kind.h). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,13 +276,7 @@ done:
 }
 
 /* appends to a growing header; -1 when out of memory */
-static int
-header_printf(char **h, size_t *cap, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-#include <stdarg.h>
-
-static int
+__attribute__((format(printf, 4, 5))) static int
 header_printf(char **h, size_t *cap, size_t *n, const char *fmt, ...)
 {
     for (;;) {

@@ -149,18 +149,8 @@ conv_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, float 
         CXR_STOP_IF_INTERRUPTED();
         float *target = dx ? (acc[0] ? a->scratch : dx + b * in_f) : NULL;
         const float *xin = a->out[nd->in[0]] + b * in_f, *dy = a->grad[self] + b * out_f;
-        if (dw)
+        if (dw || target)
             cxr_conv_backward(&s, xin, x->h, x->w, w, dy, dw, db, target, a->col);
-        else if (target) {
-            /* frozen: only the input gradient, W^T dy through col2im */
-            cxr_conv_shape t = s;
-            int pointwise = s.k == 1 && s.stride == 1 && s.pad == 0;
-            int hw = nd->h * nd->w, kin = s.cin * s.k * s.k;
-            cxr_sgemm(1, 0, kin, hw, s.cout, 1.0f, w, kin, dy, hw, 0.0f,
-                      pointwise ? target : a->col, hw);
-            if (!pointwise)
-                cxr_col2im(a->col, t.cin, x->h, x->w, t.k, t.stride, t.pad, target);
-        }
         if (target && acc[0])
             put(dx + b * in_f, a->scratch, in_f, 1);
     }

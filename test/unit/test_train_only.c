@@ -104,6 +104,18 @@ main(void)
     check_moves(m, before, "layer4", "fc", "layer4,fc");
     cxr_trainer_free(t);
 
+    /* layer1 alone: the gradient crosses every frozen conv after it (their input gradient
+     * only), and only layer1 moves */
+    CHECK(cxr_model_train_only(m, "layer1", err) > 2, "layer1");
+    t = cxr_trainer_create(m, N, &adam);
+    memcpy(before, m->params, sizeof(float) * m->n_params);
+    for (int step = 0; step < 2 && t; step++) {
+        CHECK(isfinite(cxr_trainer_forward_backward(t, x, labels, N, 0, logits)), "loss");
+        cxr_trainer_apply_adam(t);
+    }
+    check_moves(m, before, "layer1", NULL, "layer1");
+    cxr_trainer_free(t);
+
     free(before);
     free(x);
     cxr_model_free(m);
