@@ -15,6 +15,8 @@ def save_safetensors(path, tensors, metadata=None):
         arr = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         if arr.dtype == np.int64:
             dtype = "I64"
+        elif arr.dtype == np.int32:
+            arr, dtype = arr.astype("<i4"), "I32"
         else:
             arr, dtype = arr.astype("<f4"), "F32"
         data = np.ascontiguousarray(arr).tobytes()
@@ -39,6 +41,6 @@ def load_safetensors(path):
     out = {}
     for name, info in header.items():
         b, e = info["data_offsets"]
-        dt = {"F32": "<f4", "I64": "<i8"}[info["dtype"]]
+        dt = {"F32": "<f4", "I64": "<i8", "I32": "<i4"}[info["dtype"]]
         out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"]).copy())
     return out, meta

@@ -79,7 +79,7 @@ alexnet_attn3(cxr_graph *g, const cxr_model *m, char *err)
 }
 
 #define GRAY_HALF {0.5f, 0.5f, 0.5f}
-const cxr_arch cxr_arch_alexnet = {"alexnet", 299, GRAY_HALF, GRAY_HALF, alexnet};
-const cxr_arch cxr_arch_alexnet_attn1 = {"alexnet_attn1", 299, GRAY_HALF, GRAY_HALF, alexnet_attn1};
-const cxr_arch cxr_arch_alexnet_attn2 = {"alexnet_attn2", 299, GRAY_HALF, GRAY_HALF, alexnet_attn2};
-const cxr_arch cxr_arch_alexnet_attn3 = {"alexnet_attn3", 299, GRAY_HALF, GRAY_HALF, alexnet_attn3};
+const cxr_arch cxr_arch_alexnet = {"alexnet", 299, GRAY_HALF, GRAY_HALF, alexnet, 299, NULL};
+const cxr_arch cxr_arch_alexnet_attn1 = {"alexnet_attn1", 299, GRAY_HALF, GRAY_HALF, alexnet_attn1, 299, NULL};
+const cxr_arch cxr_arch_alexnet_attn2 = {"alexnet_attn2", 299, GRAY_HALF, GRAY_HALF, alexnet_attn2, 299, NULL};
+const cxr_arch cxr_arch_alexnet_attn3 = {"alexnet_attn3", 299, GRAY_HALF, GRAY_HALF, alexnet_attn3, 299, NULL};

@@ -48,4 +48,4 @@ resnet50(cxr_graph *g, const cxr_model *m, char *err)
 
 /* ImageNet's normalisation, as torchvision's weights expect */
 const cxr_arch cxr_arch_resnet50 = {"resnet50", 224, {0.485f, 0.456f, 0.406f},
-                                    {0.229f, 0.224f, 0.225f}, resnet50};
+                                    {0.229f, 0.224f, 0.225f}, resnet50, 299, NULL};

@@ -5,7 +5,7 @@
 
 static const cxr_arch *const archs[] = {
     &cxr_arch_alexnet, &cxr_arch_alexnet_attn1, &cxr_arch_alexnet_attn2, &cxr_arch_alexnet_attn3,
-    &cxr_arch_resnet50,
+    &cxr_arch_resnet50, &cxr_arch_random_forest,
 };
 
 const cxr_arch *
@@ -20,5 +20,11 @@ cxr_arch_find(const char *name)
 const char *
 cxr_arch_names(void)
 {
-    return "alexnet, alexnet_attn1, alexnet_attn2, alexnet_attn3, resnet50";
+    return "alexnet, alexnet_attn1, alexnet_attn2, alexnet_attn3, resnet50, random_forest";
+}
+
+int
+cxr_arch_train_input_size(const cxr_arch *a)
+{
+    return a->train_input_size ? a->train_input_size : a->default_input_size;
 }

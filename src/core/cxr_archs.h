@@ -7,6 +7,6 @@
 #include "cxr_graph.h"
 
 extern const cxr_arch cxr_arch_alexnet, cxr_arch_alexnet_attn1, cxr_arch_alexnet_attn2,
-    cxr_arch_alexnet_attn3, cxr_arch_resnet50;
+    cxr_arch_alexnet_attn3, cxr_arch_resnet50, cxr_arch_random_forest;
 
 #endif

@@ -100,6 +100,11 @@ size_t cxr_overlay_scratch_floats(int w, int h, int side);
 cxr_img_status cxr_overlay_draw(const float *gray, int w, int h, const float *map, int side,
                                 const char *const *lines, int n_lines, cxr_canvas *out,
                                 float *scratch);
+/* The same with the colour scale named scale_label instead of "attention". */
+cxr_img_status cxr_overlay_draw_scaled(const float *gray, int w, int h, const float *map,
+                                       int side, const char *scale_label,
+                                       const char *const *lines, int n_lines, cxr_canvas *out,
+                                       float *scratch);
 
 /* ---- figure: rows x cols panels, row-major (figure.c) ----
  * Each X-ray is resized into its panel keeping its aspect ratio (the longer side fills the

@@ -19,11 +19,15 @@ typedef struct cxr_arch {
     const char *name;
     int default_input_size;
     float default_mean[3], default_std[3];
-    int (*build)(cxr_graph *g, const cxr_model *m, char *err);
+    int (*build)(cxr_graph *g, const cxr_model *m, char *err); /* graphs only */
+    int train_input_size; /* what cxr_train creates a fresh model at; 0: default_input_size */
+    const struct cxr_model_kind *kind; /* NULL: a CNN graph */
 } cxr_arch;
 
 const cxr_arch *cxr_arch_find(const char *name);
 const char *cxr_arch_names(void); /* "alexnet, alexnet_attn1, ..." for error messages */
+/* The input size cxr_train creates a fresh model of architecture a at. */
+int cxr_arch_train_input_size(const cxr_arch *a);
 
 typedef struct {
     char *name; /* as in the model file, e.g. "layer1.0.downsample.1.running_var" */
@@ -54,6 +58,7 @@ struct cxr_model {
     int n_taps;
     int *taps;
 
+    void *kind_state; /* what a kind other than graphs keeps (the forest's trees) */
     cxr_graph *graph;
     float *folded;   /* the first conv summed over identical gray channels (NULL if not folded) */
     cxr_acts *infer; /* one image's workspace, allocated once */
@@ -88,6 +93,28 @@ const float *cxr_model_attention(const cxr_model *m, int layer);
 /* Batch inference: logits[i] for n images; each result equals the single-image one.
  * Returns 0, or -1 when interrupted (the logits not computed are NAN). */
 int cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits);
+
+/* ---- models fitted in one pass (a random forest) ---- */
+typedef struct cxr_dataset cxr_dataset;
+
+/* Whether architecture a (model m) is fitted in one pass over the data, with hyperparameters
+ * given by name, rather than trained in epochs by cxr_trainer. */
+int cxr_arch_one_pass(const cxr_arch *a);
+int cxr_model_one_pass(const cxr_model *m);
+/* One hyperparameter, named as scikit-learn names it, its value as text (null, true, false,
+ * numbers as written). 0, or -1 with err filled (unknown name, bad value). */
+int cxr_model_set_param(cxr_model *m, const char *key, const char *value, char *err);
+/* The pieces a fit is made of (trees); the bytes fitting on n images allocates; fitting
+ * pieces [first, first + count) on up to `threads` threads (each piece depends only on the
+ * seed and its index). cxr_model_fit returns 0, or -1 with err ("interrupted" after a cancel
+ * seen through cxr_interrupt_poll). */
+int cxr_model_fit_units(const cxr_model *m);
+size_t cxr_model_fit_bytes(const cxr_model *m, int n_images);
+int cxr_model_fit(cxr_model *m, const cxr_dataset *d, int first, int count, uint64_t seed,
+                  int threads, char *err);
+/* What the model looks at: input_size^2 weights summing to 1 (a forest's impurity
+ * importance), or NULL when the model has no such map. */
+const float *cxr_model_importance(const cxr_model *m);
 
 /* ---- training ---- */
 typedef struct cxr_trainer {

@@ -13,7 +13,10 @@
 #define CXR_ST_MAX_TENSORS 1024
 #define CXR_ST_MAX_HEADER (16u << 20)
 
-typedef enum { CXR_ST_F32, CXR_ST_I64 } cxr_st_dtype;
+typedef enum { CXR_ST_F32, CXR_ST_I64, CXR_ST_I32 } cxr_st_dtype;
+
+/* Bytes of one element. */
+size_t cxr_st_dtype_size(cxr_st_dtype t);
 
 typedef struct {
     char name[CXR_ST_NAME_MAX];
@@ -41,5 +44,24 @@ int cxr_st_parse(const uint8_t *buf, size_t len, cxr_st_file *out, char *err, si
 void cxr_st_free(cxr_st_file *f);
 const cxr_st_tensor *cxr_st_find(const cxr_st_file *f, const char *name);
 const char *cxr_st_meta_get(const cxr_st_file *f, const char *key);
+
+/* ---- the one writer of the format ---- */
+typedef struct {
+    const char *key, *value; /* written as JSON strings, escaped */
+} cxr_st_meta_out;
+
+typedef struct {
+    const char *name;
+    cxr_st_dtype dtype;
+    int ndim;
+    int64_t shape[CXR_ST_MAX_DIMS];
+    const void *data; /* numel * cxr_st_dtype_size(dtype) bytes */
+} cxr_st_tensor_out;
+
+/* malloc'd file bytes: the metadata in the order given, then the tensors in the order given,
+ * their data back to back; the header is padded with spaces so that the data starts 8-byte
+ * aligned, as PyTorch's writer does. Returns 0, or -1 when out of memory. */
+int cxr_st_write(const cxr_st_meta_out *meta, int n_meta, const cxr_st_tensor_out *tensors,
+                 int n_tensors, uint8_t **out, size_t *out_len);
 
 #endif

@@ -4,6 +4,7 @@
 #ifndef CXR_TRAIN_H
 #define CXR_TRAIN_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,7 +12,7 @@
  * copy would briefly need twice its memory). */
 #define CXR_DATASET_BLOCK 256
 
-typedef struct {
+typedef struct cxr_dataset {
     int n, capacity, side;
     uint8_t **blocks; /* image i: blocks[i / BLOCK] + (i % BLOCK) * side * side, gray 0..255 */
     float *labels;    /* 0 or 1 */
@@ -29,6 +30,14 @@ cxr_dataset_image(const cxr_dataset *d, int i)
  * which the caller has already charged to its budget: a full block, or near the budget's end
  * that image plus the images budget_left can still pay for. Never 0. */
 int cxr_dataset_block_slots(size_t budget_left, size_t per_image);
+
+/* The 8-bit level a gray value in [0, 1] is stored as (and a forest's feature). */
+static inline uint8_t
+cxr_gray_level(float gray)
+{
+    float v = gray * 255.0f;
+    return (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
+}
 
 /* Quantises one decoded, resized image (side*side floats in [0, 1]) into slot i. */
 void cxr_dataset_store(cxr_dataset *d, int i, const float *gray);

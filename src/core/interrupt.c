@@ -1,8 +1,11 @@
+#include <stdatomic.h>
+
 #include "cxr_interrupt.h"
 
-/* Process-wide: the core is driven from one thread (a backend, or a test). */
+/* Process-wide: the core is driven from one thread (a backend, or a test), which alone calls
+ * the hook; worker threads (a forest's fit) only read the flag. */
 static cxr_interrupt_fn hook;
-static int requested;
+static atomic_int requested;
 
 void
 cxr_set_interrupt_hook(cxr_interrupt_fn fn)

@@ -11,6 +11,10 @@
 static int
 cnn_build(cxr_model *m, char *err)
 {
+    if (m->input_size < 32) {
+        snprintf(err, CXR_ERR_LEN, "input size %d is outside 32..1024", m->input_size);
+        return -1;
+    }
     cxr_graph *g = calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, CXR_ERR_LEN, "out of memory");
@@ -158,15 +162,26 @@ cnn_train_step(cxr_trainer *t, const float *images, const float *labels, int n,
 }
 
 const cxr_model_kind cxr_kind_cnn = {
-    "cnn",           cnn_build,          cnn_release,       cnn_forward,
-    cnn_attention,   cnn_attention_side, cnn_workspace_bytes, cnn_trainable_changed,
-    cnn_trainer_bytes, cnn_trainer_init, cnn_trainer_release, cnn_train_step,
+    .name = "cnn",
+    .load = cxr_param_model_load,
+    .save = cxr_param_model_save,
+    .clone = cxr_param_model_clone,
+    .build = cnn_build,
+    .release = cnn_release,
+    .forward = cnn_forward,
+    .attention = cnn_attention,
+    .attention_side = cnn_attention_side,
+    .workspace_bytes = cnn_workspace_bytes,
+    .trainable_changed = cnn_trainable_changed,
+    .trainer_bytes = cnn_trainer_bytes,
+    .trainer_init = cnn_trainer_init,
+    .trainer_release = cnn_trainer_release,
+    .train_step = cnn_train_step,
 };
 
-/* Every architecture today is a CNN graph; the random forest will be the second kind. */
+/* An architecture names its kind; graphs are the default. */
 const cxr_model_kind *
 cxr_kind_of(const cxr_arch *a)
 {
-    (void)a;
-    return &cxr_kind_cnn;
+    return a->kind ? a->kind : &cxr_kind_cnn;
 }

@@ -1,7 +1,6 @@
 /* Models: creation, the model file (safetensors in the layout of models.md) and inference,
  * dispatched through the model's kind (cxr_kind.h). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,7 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, const f
                  cxr_arch_names());
         return NULL;
     }
-    if (input_size < 32 || input_size > 1024) {
+    if (input_size < 8 || input_size > 1024) {
         snprintf(err, CXR_ERR_LEN, "input size %d is outside 32..1024", input_size);
         return NULL;
     }
@@ -189,19 +188,26 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
     if (cxr_st_parse(buf, len, &f, err, CXR_ERR_LEN))
         return NULL;
     const char *arch = cxr_st_meta_get(&f, "arch");
-    const char *score = cxr_st_meta_get(&f, "attention_score");
     const cxr_arch *a = arch ? cxr_arch_find(arch) : NULL;
-    int input_size, in_channels, scaled = 0;
-    float mean[CXR_MAX_CHANNELS], std[CXR_MAX_CHANNELS];
-    if (!arch) {
+    if (!arch)
         snprintf(err, CXR_ERR_LEN, "model file has no \"arch\" in its metadata");
-        goto done;
-    }
-    if (!a) {
+    else if (!a)
         snprintf(err, CXR_ERR_LEN, "unknown architecture \"%.40s\" (known: %s)", arch,
                  cxr_arch_names());
-        goto done;
-    }
+    else
+        m = cxr_kind_of(a)->load(&f, a, err);
+    cxr_st_free(&f);
+    return m;
+}
+
+cxr_model *
+cxr_param_model_load(const cxr_st_file *f, const cxr_arch *a, char *err)
+{
+    cxr_model *m = NULL;
+    const char *arch = a->name;
+    const char *score = cxr_st_meta_get(f, "attention_score");
+    int input_size, in_channels, scaled = 0;
+    float mean[CXR_MAX_CHANNELS], std[CXR_MAX_CHANNELS];
     if (score && strcmp(score, "scaled_dot") == 0)
         scaled = 1;
     else if (score && strcmp(score, "dot") != 0) {
@@ -209,16 +215,16 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
                  score);
         goto done;
     }
-    if (parse_int_meta(&f, "input_size", a->default_input_size, &input_size, err) ||
-        parse_int_meta(&f, "in_channels", 3, &in_channels, err))
+    if (parse_int_meta(f, "input_size", a->default_input_size, &input_size, err) ||
+        parse_int_meta(f, "in_channels", 3, &in_channels, err))
         goto done;
     if (in_channels < 1 || in_channels > CXR_MAX_CHANNELS) {
         snprintf(err, CXR_ERR_LEN, "in_channels %d is outside 1..%d", in_channels,
                  CXR_MAX_CHANNELS);
         goto done;
     }
-    if (parse_channels_meta(&f, "mean", in_channels, a->default_mean, mean, err) ||
-        parse_channels_meta(&f, "std", in_channels, a->default_std, std, err))
+    if (parse_channels_meta(f, "mean", in_channels, a->default_mean, mean, err) ||
+        parse_channels_meta(f, "std", in_channels, a->default_std, std, err))
         goto done;
     for (int c = 0; c < in_channels; c++)
         if (!(std[c] > 1e-6f)) {
@@ -230,7 +236,7 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
         goto done;
     for (int i = 0; i < m->n_tensors; i++) {
         const cxr_param_info *t = &m->tensors[i];
-        const cxr_st_tensor *s = cxr_st_find(&f, t->name);
+        const cxr_st_tensor *s = cxr_st_find(f, t->name);
         int same = s && s->dtype == CXR_ST_F32 && s->ndim == t->ndim;
         for (int d = 0; same && d < t->ndim; d++)
             same = s->shape[d] == t->shape[d];
@@ -248,11 +254,11 @@ cxr_model_load(const uint8_t *buf, size_t len, char *err)
                      want);
             goto fail;
         }
-        memcpy(m->params + t->offset, f.data + s->begin, t->numel * sizeof(float));
+        memcpy(m->params + t->offset, f->data + s->begin, t->numel * sizeof(float));
     }
-    for (int i = 0; i < f.n_tensors; i++)
-        if (!cxr_model_tensor(m, f.tensors[i].name) && !is_ignored_tensor(f.tensors[i].name)) {
-            snprintf(err, CXR_ERR_LEN, "unexpected tensor \"%.80s\" for %s", f.tensors[i].name,
+    for (int i = 0; i < f->n_tensors; i++)
+        if (!cxr_model_tensor(m, f->tensors[i].name) && !is_ignored_tensor(f->tensors[i].name)) {
+            snprintf(err, CXR_ERR_LEN, "unexpected tensor \"%.80s\" for %s", f->tensors[i].name,
                      m->arch->name);
             goto fail;
         }
@@ -271,104 +277,65 @@ fail:
     cxr_model_free(m);
     m = NULL;
 done:
-    cxr_st_free(&f);
     return m;
 }
 
-/* appends to a growing header; -1 when out of memory */
-__attribute__((format(printf, 4, 5))) static int
-header_printf(char **h, size_t *cap, size_t *n, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(*h + *n, *cap - *n, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return -1;
-        if ((size_t)k < *cap - *n) {
-            *n += (size_t)k;
-            return 0;
-        }
-        char *bigger = realloc(*h, 2 * *cap + (size_t)k);
-        if (!bigger)
-            return -1;
-        *h = bigger;
-        *cap = 2 * *cap + (size_t)k;
-    }
-}
-
 /* one number when every channel shares it (the file then reads as models.md's defaults) */
-static int
-put_channels(char **h, size_t *cap, size_t *n, const char *key, const float *v, int channels)
+static void
+format_channels(char *out, size_t len, const float *v, int channels)
 {
-    int same = 1;
+    int same = 1, n = snprintf(out, len, "%.9g", v[0]);
     for (int c = 1; c < channels; c++)
         same &= v[c] == v[0];
-    if (header_printf(h, cap, n, ",\"%s\":\"%.9g", key, v[0]))
-        return -1;
     for (int c = 1; !same && c < channels; c++)
-        if (header_printf(h, cap, n, ",%.9g", v[c]))
-            return -1;
-    return header_printf(h, cap, n, "\"");
+        n += snprintf(out + n, len - n, ",%.9g", v[c]);
 }
 
 int
 cxr_model_save(const cxr_model *m, uint8_t **out, size_t *out_len)
 {
-    size_t cap = 4096, n = 0;
-    char *h = malloc(cap);
+    return m->kind->save(m, out, out_len);
+}
+
+int
+cxr_param_model_save(const cxr_model *m, uint8_t **out, size_t *out_len)
+{
+    char input_size[16], in_channels[16], mean[80], std[80];
+    snprintf(input_size, sizeof input_size, "%d", m->input_size);
+    snprintf(in_channels, sizeof in_channels, "%d", m->in_channels);
+    format_channels(mean, sizeof mean, m->mean, m->in_channels);
+    format_channels(std, sizeof std, m->std, m->in_channels);
+    cxr_st_meta_out meta[] = {
+        {"format", "pt"},           {"arch", m->arch->name}, {"input_size", input_size},
+        {"in_channels", in_channels}, {"mean", mean},          {"std", std},
+        {"attention_score", m->attention_scaled ? "scaled_dot" : "dot"},
+    };
     int *idx = by_offset(m);
+    cxr_st_tensor_out *t = malloc(sizeof *t * (m->n_tensors ? m->n_tensors : 1));
     int rc = -1;
-    if (!h || !idx)
-        goto done;
-    if (header_printf(&h, &cap, &n,
-                      "{\"__metadata__\":{\"format\":\"pt\",\"arch\":\"%s\",\"input_size\":\"%d\","
-                      "\"in_channels\":\"%d\"",
-                      m->arch->name, m->input_size, m->in_channels) ||
-        put_channels(&h, &cap, &n, "mean", m->mean, m->in_channels) ||
-        put_channels(&h, &cap, &n, "std", m->std, m->in_channels))
-        goto done;
-    if (m->n_taps && header_printf(&h, &cap, &n, ",\"attention_score\":\"%s\"",
-                                   m->attention_scaled ? "scaled_dot" : "dot"))
-        goto done;
-    if (header_printf(&h, &cap, &n, "}"))
-        goto done;
-    for (int r = 0; r < m->n_tensors; r++) {
-        const cxr_param_info *t = &m->tensors[idx[r]];
-        if (header_printf(&h, &cap, &n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", t->name))
-            goto done;
-        for (int d = 0; d < t->ndim; d++)
-            if (header_printf(&h, &cap, &n, "%s%d", d ? "," : "", t->shape[d]))
-                goto done;
-        if (header_printf(&h, &cap, &n, "],\"data_offsets\":[%zu,%zu]}", t->offset * 4,
-                          (t->offset + t->numel) * 4))
-            goto done;
+    if (idx && t) {
+        for (int r = 0; r < m->n_tensors; r++) {
+            const cxr_param_info *p = &m->tensors[idx[r]];
+            t[r] = (cxr_st_tensor_out){p->name, CXR_ST_F32, p->ndim, {0}, m->params + p->offset};
+            for (int d = 0; d < p->ndim; d++)
+                t[r].shape[d] = p->shape[d];
+        }
+        /* a network without attention has no score to record */
+        rc = cxr_st_write(meta, m->n_taps ? 7 : 6, t, m->n_tensors, out, out_len);
     }
-    if (header_printf(&h, &cap, &n, "}"))
-        goto done;
-    while (n % 8)
-        if (header_printf(&h, &cap, &n, " ")) /* data starts 8-byte aligned, as PyTorch's */
-            goto done;
-    size_t total = 8 + n + m->n_params * sizeof(float);
-    uint8_t *buf = malloc(total);
-    if (!buf)
-        goto done;
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
-    memcpy(buf + 8, h, n);
-    memcpy(buf + 8 + n, m->params, m->n_params * sizeof(float));
-    *out = buf;
-    *out_len = total;
-    rc = 0;
-done:
-    free(h);
     free(idx);
+    free(t);
     return rc;
 }
 
 cxr_model *
 cxr_model_clone(const cxr_model *src, char *err)
+{
+    return src->kind->clone(src, err);
+}
+
+cxr_model *
+cxr_param_model_clone(const cxr_model *src, char *err)
 {
     cxr_model *m = model_new(src->arch->name, src->attention_scaled, src->input_size,
                              src->in_channels, src->mean, src->std, err);
@@ -452,4 +419,57 @@ cxr_model_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
     for (int i = 0; i < n; i++)
         logits[i] = cxr_interrupt_requested() ? NAN : cxr_model_forward(m, gray + i * img);
     return cxr_interrupt_requested() ? -1 : 0;
+}
+
+/* ---- models fitted in one pass ---- */
+
+int
+cxr_arch_one_pass(const cxr_arch *a)
+{
+    return cxr_kind_of(a)->fit != NULL;
+}
+
+int
+cxr_model_one_pass(const cxr_model *m)
+{
+    return m->kind->fit != NULL;
+}
+
+int
+cxr_model_set_param(cxr_model *m, const char *key, const char *value, char *err)
+{
+    if (!m->kind->set_param) {
+        snprintf(err, CXR_ERR_LEN, "%s takes no named hyperparameters", m->arch->name);
+        return -1;
+    }
+    return m->kind->set_param(m, key, value, err);
+}
+
+int
+cxr_model_fit_units(const cxr_model *m)
+{
+    return m->kind->fit_units ? m->kind->fit_units(m) : 0;
+}
+
+size_t
+cxr_model_fit_bytes(const cxr_model *m, int n_images)
+{
+    return m->kind->fit_bytes ? m->kind->fit_bytes(m, n_images) : 0;
+}
+
+int
+cxr_model_fit(cxr_model *m, const cxr_dataset *d, int first, int count, uint64_t seed,
+              int threads, char *err)
+{
+    if (!m->kind->fit) {
+        snprintf(err, CXR_ERR_LEN, "%s is trained in epochs, not fitted", m->arch->name);
+        return -1;
+    }
+    return m->kind->fit(m, d, first, count, seed, threads, err);
+}
+
+const float *
+cxr_model_importance(const cxr_model *m)
+{
+    return m->kind->importance ? m->kind->importance(m) : NULL;
 }

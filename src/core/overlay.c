@@ -83,7 +83,8 @@ cxr_overlay_scratch_floats(int w, int h, int side)
 
 /* The band under the image: colour scale, its labels, the caption lines. */
 static void
-draw_band(cxr_canvas *out, int w, int h, float max, const char *const *lines, int n_lines)
+draw_band(cxr_canvas *out, int w, int h, float max, const char *scale_label,
+          const char *const *lines, int n_lines)
 {
     int s = band_scale(w), p = 4 * s;
     cxr_canvas_rect(out, 0, h, w, out->h - h, white);
@@ -98,11 +99,11 @@ draw_band(cxr_canvas *out, int w, int h, float max, const char *const *lines, in
     snprintf(hi, sizeof hi, "%.3g", (double)max);
     int ly = h + 12 * s, gap = 6 * s;
     int wl = cxr_canvas_text_fit(out, bx, ly, bw, 0, "0", s, ink);
-    int wr = cxr_text_width(hi, s), wc = cxr_text_width("attention", s);
+    int wr = cxr_text_width(hi, s), wc = cxr_text_width(scale_label, s);
     if (wl + gap + wr <= bw)
         cxr_canvas_text_fit(out, bx, ly, bw, 2, hi, s, ink);
     if (wl + wc + wr + 2 * gap <= bw)
-        cxr_canvas_text_fit(out, bx, ly, bw, 1, "attention", s, ink);
+        cxr_canvas_text_fit(out, bx, ly, bw, 1, scale_label, s, ink);
 
     for (int i = 0; i < n_lines; i++) {
         const char *line = lines ? lines[i] : NULL;
@@ -113,6 +114,15 @@ draw_band(cxr_canvas *out, int w, int h, float max, const char *const *lines, in
 cxr_img_status
 cxr_overlay_draw(const float *gray, int w, int h, const float *map, int side,
                  const char *const *lines, int n_lines, cxr_canvas *out, float *scratch)
+{
+    return cxr_overlay_draw_scaled(gray, w, h, map, side, "attention", lines, n_lines, out,
+                                   scratch);
+}
+
+cxr_img_status
+cxr_overlay_draw_scaled(const float *gray, int w, int h, const float *map, int side,
+                        const char *scale_label, const char *const *lines, int n_lines,
+                        cxr_canvas *out, float *scratch)
 {
     if (!gray || !map || !scratch || !cxr_canvas_ok(out) || w < 1 || h < 1 || side < 1 ||
         n_lines < 0)
@@ -144,6 +154,6 @@ cxr_overlay_draw(const float *gray, int w, int h, const float *map, int side,
     }
     if (cxr_draw_poll(&work, (size_t)w * (size_t)(oh - h)))
         return CXR_IMG_INTERRUPTED;
-    draw_band(out, w, h, max, lines, n_lines);
+    draw_band(out, w, h, max, scale_label, lines, n_lines);
     return CXR_IMG_OK;
 }

@@ -223,8 +223,10 @@ parse_tensor(json_cursor *c, cxr_st_tensor *t)
                 t->dtype = CXR_ST_F32;
             else if (strcmp(dtype, "I64") == 0)
                 t->dtype = CXR_ST_I64;
+            else if (strcmp(dtype, "I32") == 0)
+                t->dtype = CXR_ST_I32;
             else
-                return fail(c, "tensor \"%s\" has dtype %s; only F32 is supported", t->name,
+                return fail(c, "tensor \"%s\" has dtype %s; F32, I32 and I64 are supported", t->name,
                             dtype);
             have_dtype = 1;
         } else if (strcmp(key, "shape") == 0) {
@@ -287,7 +289,7 @@ validate_extents(json_cursor *c, cxr_st_file *f)
     for (int i = 0; i < f->n_tensors; i++) {
         cxr_st_tensor *t = &f->tensors[i];
         /* element count with overflow checks, bounded by the data actually present */
-        size_t numel = 1, elem = t->dtype == CXR_ST_F32 ? 4 : 8;
+        size_t numel = 1, elem = cxr_st_dtype_size(t->dtype);
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] != 0 && numel > f->data_len / (size_t)t->shape[d]) {
                 free(order);
@@ -418,4 +420,123 @@ cxr_st_meta_get(const cxr_st_file *f, const char *key)
         if (strcmp(f->meta[i].key, key) == 0)
             return f->meta[i].value;
     return NULL;
+}
+
+size_t
+cxr_st_dtype_size(cxr_st_dtype t)
+{
+    return t == CXR_ST_I64 ? 8 : 4;
+}
+
+static const char *
+dtype_name(cxr_st_dtype t)
+{
+    return t == CXR_ST_F32 ? "F32" : t == CXR_ST_I64 ? "I64" : "I32";
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} text;
+
+__attribute__((format(printf, 2, 3))) static void
+put(text *t, const char *fmt, ...)
+{
+    while (!t->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)k < t->cap - t->len) {
+            t->len += (size_t)k;
+            return;
+        }
+        char *bigger = realloc(t->buf, 2 * t->cap + (size_t)k + 1);
+        if (!bigger) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = bigger;
+        t->cap = 2 * t->cap + (size_t)k + 1;
+    }
+}
+
+/* a JSON string: quotes, backslashes and control characters escaped */
+static void
+put_string(text *t, const char *s)
+{
+    put(t, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            put(t, "\\%c", ch);
+        else if (ch < 0x20)
+            put(t, "\\u%04x", ch);
+        else
+            put(t, "%c", ch);
+    }
+    put(t, "\"");
+}
+
+int
+cxr_st_write(const cxr_st_meta_out *meta, int n_meta, const cxr_st_tensor_out *tensors,
+             int n_tensors, uint8_t **out, size_t *out_len)
+{
+    text h = {malloc(4096), 0, 4096, 0};
+    if (!h.buf)
+        return -1;
+    size_t offset = 0;
+    put(&h, "{\"__metadata__\":{");
+    for (int i = 0; i < n_meta; i++) {
+        put(&h, "%s", i ? "," : "");
+        put_string(&h, meta[i].key);
+        put(&h, ":");
+        put_string(&h, meta[i].value);
+    }
+    put(&h, "}");
+    for (int i = 0; i < n_tensors; i++) {
+        const cxr_st_tensor_out *t = &tensors[i];
+        size_t numel = 1;
+        put(&h, ",");
+        put_string(&h, t->name);
+        put(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++) {
+            put(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            numel *= (size_t)t->shape[d];
+        }
+        size_t bytes = numel * cxr_st_dtype_size(t->dtype);
+        put(&h, "],\"data_offsets\":[%zu,%zu]}", offset, offset + bytes);
+        offset += bytes;
+    }
+    put(&h, "}");
+    while (h.len % 8)
+        put(&h, " ");
+    uint8_t *buf = h.failed ? NULL : malloc(8 + h.len + offset);
+    if (!buf) {
+        free(h.buf);
+        return -1;
+    }
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    memcpy(buf + 8, h.buf, h.len);
+    uint8_t *data = buf + 8 + h.len;
+    for (int i = 0; i < n_tensors; i++) {
+        const cxr_st_tensor_out *t = &tensors[i];
+        size_t numel = 1;
+        for (int d = 0; d < t->ndim; d++)
+            numel *= (size_t)t->shape[d];
+        size_t bytes = numel * cxr_st_dtype_size(t->dtype);
+        if (bytes)
+            memcpy(data, t->data, bytes);
+        data += bytes;
+    }
+    free(h.buf);
+    *out = buf;
+    *out_len = 8 + h.len + offset;
+    return 0;
 }

@@ -17,10 +17,8 @@ void
 cxr_dataset_store(cxr_dataset *d, int i, const float *gray)
 {
     uint8_t *dst = cxr_dataset_image(d, i);
-    for (size_t p = 0; p < (size_t)d->side * d->side; p++) {
-        float v = gray[p] * 255.0f;
-        dst[p] = (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
-    }
+    for (size_t p = 0; p < (size_t)d->side * d->side; p++)
+        dst[p] = cxr_gray_level(gray[p]);
 }
 
 void

@@ -22,36 +22,24 @@ cxr_train_state_save(const cxr_trainer *t, const cxr_run_progress *p, uint8_t **
 {
     const cxr_model *m = t->model;
     size_t np = m->n_params, nt = m->n_trainable;
-    char h[1024];
+    char step[24], epochs_done[16], best_epoch[16], best_acc[32], best_loss[32];
     /* %.17g keeps the doubles exact; NAN is written as "nan" and read back by strtod */
-    int n = snprintf(h, sizeof h,
-                     "{\"__metadata__\":{\"format\":\"" STATE_FORMAT "\",\"arch\":\"%s\","
-                     "\"attention_score\":\"%s\",\"step\":\"%ld\",\"epochs_done\":\"%d\",\"best_epoch\":\"%d\","
-                     "\"best_val_accuracy\":\"%.17g\",\"best_val_loss\":\"%.17g\"},"
-                     "\"params\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[0,%zu]},"
-                     "\"adam_m\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},"
-                     "\"adam_v\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]}}",
-                     m->arch->name, score_name(m), t->step, p->epochs_done, p->best_epoch, p->best_val_accuracy,
-                     p->best_val_loss, np, np * 4, nt, np * 4, (np + nt) * 4, nt, (np + nt) * 4,
-                     (np + 2 * nt) * 4);
-    if (n < 0 || (size_t)n >= sizeof h - 8)
-        return -1;
-    while (n % 8)
-        h[n++] = ' ';
-    size_t total = 8 + (size_t)n + (np + 2 * nt) * sizeof(float);
-    uint8_t *buf = malloc(total);
-    if (!buf)
-        return -1;
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
-    memcpy(buf + 8, h, n);
-    uint8_t *data = buf + 8 + n;
-    memcpy(data, m->params, np * sizeof(float));
-    memcpy(data + np * 4, t->adam_m, nt * sizeof(float));
-    memcpy(data + (np + nt) * 4, t->adam_v, nt * sizeof(float));
-    *out = buf;
-    *out_len = total;
-    return 0;
+    snprintf(step, sizeof step, "%ld", t->step);
+    snprintf(epochs_done, sizeof epochs_done, "%d", p->epochs_done);
+    snprintf(best_epoch, sizeof best_epoch, "%d", p->best_epoch);
+    snprintf(best_acc, sizeof best_acc, "%.17g", p->best_val_accuracy);
+    snprintf(best_loss, sizeof best_loss, "%.17g", p->best_val_loss);
+    cxr_st_meta_out meta[] = {
+        {"format", STATE_FORMAT}, {"arch", m->arch->name},   {"attention_score", score_name(m)},
+        {"step", step},           {"epochs_done", epochs_done}, {"best_epoch", best_epoch},
+        {"best_val_accuracy", best_acc}, {"best_val_loss", best_loss},
+    };
+    cxr_st_tensor_out tensors[] = {
+        {"params", CXR_ST_F32, 1, {(int64_t)np}, m->params},
+        {"adam_m", CXR_ST_F32, 1, {(int64_t)nt}, t->adam_m},
+        {"adam_v", CXR_ST_F32, 1, {(int64_t)nt}, t->adam_v},
+    };
+    return cxr_st_write(meta, 8, tensors, 3, out, out_len);
 }
 
 static const cxr_st_tensor *

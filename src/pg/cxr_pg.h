@@ -13,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.5.0"
+#define CXR_SQL_VERSION "0.6.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -61,6 +61,8 @@ float *cxr_pg_score(bytea *image, cxr_cached_model *cm, float *logit, int *w, in
 /* The model's attention side for `layer`, or an ERROR that names the layers it has. */
 /* ERROR (feature not supported) for a model without attention layers (resnet50, alexnet). */
 void cxr_pg_require_attention(const cxr_model *m);
+/* A model's feature importance map (input_size^2), or an ERROR for models without one. */
+const float *cxr_pg_require_importance(const cxr_model *m);
 int cxr_pg_attention_side(const cxr_model *m, int layer);
 
 /* registry.c: the write-right check of a model name (the row-security policies' rule), and
@@ -99,6 +101,7 @@ void cxr_jsonb_put_number(cxr_jsonb *j, const char *key, double v);      /* NaN,
 void cxr_jsonb_put_int(cxr_jsonb *j, const char *key, int64 v);
 void cxr_jsonb_put_bool(cxr_jsonb *j, const char *key, bool v);
 void cxr_jsonb_put_numbers(cxr_jsonb *j, const char *key, const double *v, int n); /* array */
+void cxr_jsonb_put_jsonb(cxr_jsonb *j, const char *key, Jsonb *value); /* NULL: null */
 
 /* images.c */
 void cxr_pg_image_error(cxr_img_status st, const char *msg);

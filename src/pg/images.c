@@ -4,6 +4,7 @@
 #include "cxr_pg.h"
 #include "cxr_blas.h"
 #include "cxr_interrupt.h"
+#include "cxr_train.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -183,9 +184,10 @@ cxr_image_info(PG_FUNCTION_ARGS)
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
-PG_FUNCTION_INFO_V1(cxr_image_gray);
-Datum
-cxr_image_gray(PG_FUNCTION_ARGS)
+/* The image argument decoded and resized to size x size (the size argument, checked against
+ * cxr_attn.max_image_pixels before decoding). */
+static float *
+resized_arg(FunctionCallInfo fcinfo, int *side_out)
 {
     bytea *b = PG_GETARG_BYTEA_PP(0);
     int side = PG_GETARG_INT32(1), w, h;
@@ -200,5 +202,32 @@ cxr_image_gray(PG_FUNCTION_ARGS)
     float *gray = cxr_pg_decode(b, &w, &h);
     float *out = palloc(sizeof(float) * side * side);
     cxr_pg_resize(gray, w, h, out, side);
+    pfree(gray);
+    *side_out = side;
+    return out;
+}
+
+PG_FUNCTION_INFO_V1(cxr_image_gray);
+Datum
+cxr_image_gray(PG_FUNCTION_ARGS)
+{
+    int side;
+    float *out = resized_arg(fcinfo, &side);
     PG_RETURN_ARRAYTYPE_P(cxr_pg_grid_array(out, side));
+}
+
+/* The 8-bit levels of cxr_image_gray: a random forest's features (cxr_gray_level), so that
+ * a forest fitted elsewhere (scikit-learn) on these values scores here as it did there. */
+PG_FUNCTION_INFO_V1(cxr_image_pixels);
+Datum
+cxr_image_pixels(PG_FUNCTION_ARGS)
+{
+    int side;
+    float *out = resized_arg(fcinfo, &side);
+    Datum *elems = palloc(sizeof(Datum) * side * side);
+    for (int i = 0; i < side * side; i++)
+        elems[i] = Int16GetDatum((int16)cxr_gray_level(out[i]));
+    int dims[2] = {side, side}, lbs[2] = {1, 1};
+    PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, NULL, 2, dims, lbs, INT2OID, 2, true,
+                                             TYPALIGN_SHORT));
 }

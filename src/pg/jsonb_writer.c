@@ -138,3 +138,20 @@ cxr_jsonb_finish(cxr_jsonb *j)
         elog(ERROR, "cxr_jsonb: unbalanced value");
     return JsonbValueToJsonb(j->result);
 }
+
+void
+cxr_jsonb_put_jsonb(cxr_jsonb *j, const char *key, Jsonb *value)
+{
+    JsonbValue v;
+    cxr_jsonb_key(j, key);
+    if (!value) {
+        v.type = jbvNull;
+        push_scalar(j, &v);
+        return;
+    }
+    /* a whole jsonb document as the value, copied by the builder */
+    v.type = jbvBinary;
+    v.val.binary.data = &value->root;
+    v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+    push_scalar(j, &v);
+}

@@ -102,15 +102,14 @@ fitted(int w, int h, int panel, int *pw, int *ph)
     }
 }
 
-/* attention_overlay(image, layer, model, caption) */
-static Datum
-attention_overlay(FunctionCallInfo fcinfo, bool by_id)
+/* The X-ray (argument 0) at its own resolution (at most OVERLAY_MAX_SIDE) with a map over it:
+ * the attention of `layer`, or with layer 0 the model's feature importance. The model is
+ * argument model_arg; the caption says what the map is. */
+static bytea *
+overlay(FunctionCallInfo fcinfo, bool by_id, int model_arg, cxr_cached_model *cm, int layer,
+        int side, bool caption)
 {
     bytea *image = PG_GETARG_BYTEA_PP(0);
-    int layer = PG_GETARG_INT32(1);
-    bool caption = PG_NARGS() > 3 && PG_GETARG_BOOL(3);
-    cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 2, by_id);
-    int side = cxr_pg_attention_side(cm->model, layer); /* checked before any work */
     MemoryContext caller = CurrentMemoryContext, ctx = picture_context();
     MemoryContextSwitchTo(ctx);
     float logit;
@@ -132,24 +131,50 @@ attention_overlay(FunctionCallInfo fcinfo, bool by_id)
     const char *lines[2];
     int n_lines = 0;
     if (caption) {
-        lines[n_lines++] = psprintf("p(COVID-19) = %.3f, attention of layer %d",
-                                    (double)cxr_sigmoid(logit), layer);
-        lines[n_lines++] = model_label(fcinfo, 2, by_id, cm);
+        lines[n_lines++] =
+            layer ? psprintf("p(COVID-19) = %.3f, attention of layer %d", (double)cxr_sigmoid(logit),
+                             layer)
+                  : psprintf("p(COVID-19) = %.3f, pixel importance", (double)cxr_sigmoid(logit));
+        lines[n_lines++] = model_label(fcinfo, model_arg, by_id, cm);
     }
+    const float *map = layer ? cxr_model_attention(cm->model, layer) : cxr_model_importance(cm->model);
     int cw, ch;
     cxr_overlay_size(w, h, n_lines, &cw, &ch);
     cxr_canvas canvas;
     canvas_alloc(&canvas, cw, ch, "an overlay");
     float *scratch = scratch_alloc(cxr_overlay_scratch_floats(w, h, side));
-    cxr_pg_image_error(cxr_overlay_draw(gray, w, h, cxr_model_attention(cm->model, layer), side,
-                                        lines, n_lines, &canvas, scratch),
+    cxr_pg_image_error(cxr_overlay_draw_scaled(gray, w, h, map, side,
+                                               layer ? "attention" : "importance", lines, n_lines,
+                                               &canvas, scratch),
                        "could not draw the overlay");
     bytea *result = png_bytea(&canvas, caller);
     MemoryContextSwitchTo(caller);
     MemoryContextDelete(ctx);
-    PG_RETURN_BYTEA_P(result);
+    return result;
 }
 
+/* attention_overlay(image, layer, model, caption) */
+static Datum
+attention_overlay(FunctionCallInfo fcinfo, bool by_id)
+{
+    int layer = PG_GETARG_INT32(1);
+    bool caption = PG_NARGS() > 3 && PG_GETARG_BOOL(3);
+    cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 2, by_id);
+    int side = cxr_pg_attention_side(cm->model, layer); /* checked before any work */
+    PG_RETURN_BYTEA_P(overlay(fcinfo, by_id, 2, cm, layer, side, caption));
+}
+
+/* feature_importance_overlay(image, model, caption) */
+static Datum
+feature_importance_overlay(FunctionCallInfo fcinfo, bool by_id)
+{
+    bool caption = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
+    cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 1, by_id);
+    cxr_pg_require_importance(cm->model); /* checked before any work */
+    PG_RETURN_BYTEA_P(overlay(fcinfo, by_id, 1, cm, 0, cm->model->input_size, caption));
+}
+
+BY_NAME_AND_BY_ID(cxr_feature_importance_overlay, feature_importance_overlay)
 BY_NAME_AND_BY_ID(cxr_attention_overlay, attention_overlay)
 
 /* attention_figure(images, captions, model, panel): one row per image, the X-ray and then one

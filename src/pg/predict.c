@@ -73,8 +73,36 @@ cxr_pg_require_attention(const cxr_model *m)
 {
     if (m->n_taps == 0)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("model architecture %s has no attention layers", m->arch->name)));
+                        errmsg("model architecture %s has no attention layers", m->arch->name),
+                        cxr_model_importance(m)
+                            ? errhint("feature_importance shows which pixels a %s uses.",
+                                      m->arch->name)
+                            : 0));
 }
+
+const float *
+cxr_pg_require_importance(const cxr_model *m)
+{
+    const float *map = cxr_model_importance(m);
+    if (!map)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("model architecture %s has no feature importance map",
+                               m->arch->name),
+                        m->n_taps ? errhint("attention_map shows where an attention network looks.")
+                                  : 0));
+    return map;
+}
+
+/* feature_importance(model): the forest's impurity importance of every pixel of its grid */
+static Datum
+feature_importance(FunctionCallInfo fcinfo, bool by_id)
+{
+    cxr_cached_model *cm = cxr_pg_model_arg(fcinfo, 0, by_id);
+    const float *map = cxr_pg_require_importance(cm->model);
+    PG_RETURN_ARRAYTYPE_P(cxr_pg_grid_array(map, cm->model->input_size));
+}
+
+BY_NAME_AND_BY_ID(cxr_feature_importance, feature_importance)
 
 int
 cxr_pg_attention_side(const cxr_model *m, int layer)

@@ -26,6 +26,8 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
 typedef struct {
@@ -80,7 +82,7 @@ label_value(Datum d, Oid type, long row)
 /* Reads (image, label) rows of `query` into d, decoding and resizing each image once. */
 static void
 load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *d,
-          size_t *budget_left)
+          size_t *budget_left, size_t extra_per_image)
 {
     int side = m->input_size;
     size_t per_image = (size_t)side * side;
@@ -129,6 +131,11 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
                                 errmsg("row %ld of the %s query has a NULL %s", row, what,
                                        inull ? "image" : "label")));
             float label = label_value(lab, ltype, row);
+            /* what fitting will need per image is charged as it is loaded */
+            if (extra_per_image > *budget_left)
+                *budget_left = 0;
+            else
+                *budget_left -= extra_per_image;
             if (per_image > *budget_left)
                 ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                                 errmsg("decoded images exceed cxr_attn.training_memory (%d MB) "
@@ -277,7 +284,8 @@ store_trained(const char *name, bytea *weights, bool deploy, Jsonb *metrics, Jso
     }
     Oid state_types[2] = {INT8OID, BYTEAOID};
     Datum state_args[2] = {Int64GetDatum(id), PointerGetDatum(state)};
-    if (SPI_execute_with_args(psprintf("INSERT INTO %s.training_states VALUES ($1, $2)", x), 2,
+    /* a model fitted in one pass has no state to resume */
+    if (state && SPI_execute_with_args(psprintf("INSERT INTO %s.training_states VALUES ($1, $2)", x), 2,
                               state_types, state_args, NULL, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "storing the training state failed");
     Oid hist_types[2] = {INT8OID, JSONBOID};
@@ -314,6 +322,213 @@ arg_int(FunctionCallInfo fcinfo, int i, const char *what, int lo, int hi)
     return v;
 }
 
+/* The model's file as a bytea in ctx. */
+static bytea *
+model_bytea(const cxr_model *m, MemoryContext ctx)
+{
+    uint8_t *bytes;
+    size_t nbytes;
+    if (cxr_model_save(m, &bytes, &nbytes) != 0)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory saving the model")));
+    bytea *weights = MemoryContextAllocHuge(ctx, VARHDRSZ + nbytes);
+    SET_VARSIZE(weights, VARHDRSZ + nbytes);
+    memcpy(VARDATA(weights), bytes, nbytes);
+    free(bytes);
+    return weights;
+}
+
+/* The history rows as the jsonb array store_trained reads. */
+static Jsonb *
+history_jsonb(const epoch_row *rows, int n)
+{
+    cxr_jsonb hist = {0};
+    cxr_jsonb_begin(&hist, true);
+    for (int e = 0; e < n; e++) {
+        const epoch_row *h = &rows[e];
+        cxr_jsonb_begin(&hist, false);
+        cxr_jsonb_put_int(&hist, "epoch", h->epoch);
+        cxr_jsonb_put_number(&hist, "train_loss", h->train_loss);
+        cxr_jsonb_put_number(&hist, "train_accuracy", h->train_acc);
+        cxr_jsonb_put_number(&hist, "val_loss", h->val_loss);
+        cxr_jsonb_put_number(&hist, "val_accuracy", h->val_acc);
+        cxr_jsonb_put_number(&hist, "seconds", h->seconds);
+        cxr_jsonb_end(&hist);
+    }
+    cxr_jsonb_end(&hist);
+    return cxr_jsonb_finish(&hist);
+}
+
+/* cxr_train's result: the history rows, each with the stored model's id. */
+static void
+return_history(ReturnSetInfo *rsinfo, int64 stored, const epoch_row *rows, int n)
+{
+    for (int e = 0; e < n; e++) {
+        const epoch_row *h = &rows[e];
+        Datum v[7] = {Int64GetDatum(stored), Int32GetDatum(h->epoch), Float8GetDatum(h->train_loss),
+                      Float8GetDatum(h->train_acc), Float8GetDatum(h->val_loss),
+                      Float8GetDatum(h->val_acc), Float8GetDatum(h->seconds)};
+        bool nulls[7] = {false, false, false, false, isnan(h->val_loss), isnan(h->val_acc), false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+    }
+}
+
+/* cxr_train's params (jsonb object) handed to the model's kind, key by key, as text: strings
+ * as they are, numbers as written, true/false, null. */
+static void
+apply_params(cxr_model *m, Jsonb *params)
+{
+    char err[CXR_ERR_LEN];
+    if (!JB_ROOT_IS_OBJECT(params) || JB_ROOT_IS_SCALAR(params))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("params must be a JSON object, e.g. '{\"n_estimators\": 100}'")));
+    JsonbIterator *it = JsonbIteratorInit(&params->root);
+    JsonbValue v;
+    JsonbIteratorToken tok;
+    char *key = NULL;
+    while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (tok == WJB_KEY) {
+            key = pnstrdup(v.val.string.val, v.val.string.len);
+            continue;
+        }
+        if (tok != WJB_VALUE)
+            continue;
+        char *value;
+        switch (v.type) {
+        case jbvString:
+            value = pnstrdup(v.val.string.val, v.val.string.len);
+            break;
+        case jbvNumeric:
+            value = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+            break;
+        case jbvBool:
+            value = v.val.boolean ? "true" : "false";
+            break;
+        case jbvNull:
+            value = "null";
+            break;
+        default:
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("params: the value of \"%s\" must be a string, number, boolean "
+                                   "or null", key)));
+        }
+        if (cxr_model_set_param(m, key, value, err))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", err)));
+    }
+}
+
+/* Training for kinds fitted in one pass over the data (a forest): the data set at the model's
+ * input size, the fit in chunks (cancel and progress between them, and inside the core), one
+ * history row, the model stored. Arguments are checked by the caller. */
+static void
+fit_in_one_pass(FunctionCallInfo fcinfo, const char *name, cxr_model *m, Jsonb *params,
+                const char *train_query, const char *val_query, int seed, bool deploy,
+                MemoryContext train_ctx, MemoryContext old)
+{
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    char err[CXR_ERR_LEN];
+    int units = cxr_model_fit_units(m);
+    /* the budget: the fit's own memory grows with the images, and is charged with each */
+    size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
+    size_t fixed = cxr_model_fit_bytes(m, 0) + cxr_model_workspace_bytes(m);
+    size_t per_image = cxr_model_fit_bytes(m, 1) - cxr_model_fit_bytes(m, 0) +
+                       (size_t)units * 2 * 3 * 24; /* the saved file and its copies */
+    if (fixed + per_image + (size_t)m->input_size * m->input_size >= budget)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("fitting %s on a %d x %d feature grid needs %zu MB before any image "
+                               "is loaded, more than cxr_attn.training_memory (%d MB)",
+                               m->arch->name, m->input_size, m->input_size, (fixed >> 20) + 1,
+                               cxr_training_memory_mb),
+                        errhint("Lower feature_grid or n_estimators, or ask a superuser to raise "
+                                "cxr_attn.training_memory.")));
+    budget -= fixed;
+    cxr_dataset train = {0}, val = {0};
+    double t_load = seconds_now();
+    load_rows(train_query, "training", m, &train, &budget, per_image);
+    if (train.n == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the training query returned no rows")));
+    bool both = false;
+    for (int i = 1; i < train.n && !both; i++)
+        both = train.labels[i] != train.labels[0];
+    if (!both)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the training query returned only one class (every label is %s)",
+                               train.labels[0] > 0.5f ? "true" : "false"),
+                        errhint("A classifier needs X-rays of both classes.")));
+    if (val_query) {
+        load_rows(val_query, "validation", m, &val, &budget, 0);
+        if (val.n == 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("the validation query returned no rows")));
+    }
+    int threads = cxr_training_threads;
+    ereport(NOTICE, (errmsg("cxr_train: %d training and %d validation images decoded in %.1f s; "
+                            "%s, %d trees on a %d x %d grid, %d %s",
+                            train.n, val.n, seconds_now() - t_load, m->arch->name, units,
+                            m->input_size, m->input_size, threads,
+                            threads == 1 ? "thread" : "threads")));
+    double t0 = seconds_now(), last_note = t0;
+    uint64_t fit_seed = cxr_splitmix64((uint64_t)(uint32)seed);
+    for (int done = 0; done < units;) {
+        int count = Min(threads, units - done);
+        CHECK_FOR_INTERRUPTS();
+        if (cxr_model_fit(m, &train, done, count, fit_seed, threads, err)) {
+            cxr_pg_check_core_interrupt();
+            ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("cxr_train: %s", err)));
+        }
+        done += count;
+        if (seconds_now() - last_note > 30 && done < units) {
+            last_note = seconds_now();
+            ereport(NOTICE, (errmsg("cxr_train: %d/%d trees fitted, %.0f s", done, units,
+                                    last_note - t0)));
+        }
+    }
+    double fit_seconds = seconds_now() - t0;
+    double *prob = palloc(sizeof(double) * Max(train.n, val.n));
+    long *scratch = palloc(sizeof(long) * Max(train.n, val.n));
+    cxr_metrics tm, vm = {0};
+    predict_all(m, &train, prob);
+    cxr_compute_metrics(prob, train.labels, train.n, scratch, &tm);
+    double val_loss = NAN, val_acc = NAN;
+    if (val.n) {
+        predict_all(m, &val, prob);
+        cxr_compute_metrics(prob, val.labels, val.n, scratch, &vm);
+        val_loss = vm.loss;
+        val_acc = vm.accuracy;
+    }
+    double seconds = seconds_now() - t0;
+    ereport(NOTICE, (errmsg("cxr_train: %d trees fitted in %.1f s: train accuracy %.4f%s", units,
+                            fit_seconds, tm.accuracy,
+                            val.n ? psprintf(", val accuracy %.4f", val_acc) : "")));
+
+    bytea *weights = model_bytea(m, train_ctx);
+    epoch_row row = {1, tm.loss, tm.accuracy, val_loss, val_acc, seconds};
+    cxr_jsonb metrics = {0};
+    cxr_jsonb_begin(&metrics, false);
+    cxr_jsonb_put_string(&metrics, "trained_by", "cxr_train");
+    cxr_jsonb_put_jsonb(&metrics, "params", params);
+    cxr_jsonb_put_int(&metrics, "n_estimators", units);
+    cxr_jsonb_put_int(&metrics, "feature_grid", m->input_size);
+    cxr_jsonb_put_int(&metrics, "train_images", train.n);
+    cxr_jsonb_put_int(&metrics, "val_images", val.n);
+    cxr_jsonb_put_int(&metrics, "seed", seed);
+    cxr_jsonb_put_int(&metrics, "threads", threads);
+    cxr_jsonb_put_number(&metrics, "fit_seconds", round(fit_seconds * 10) / 10);
+    cxr_jsonb_put_number(&metrics, "train_accuracy", tm.accuracy);
+    if (val.n) {
+        cxr_jsonb_put_number(&metrics, "val_accuracy", val_acc);
+        cxr_jsonb_put_number(&metrics, "val_loss", val_loss);
+    }
+    cxr_jsonb_end(&metrics);
+    int64 stored = store_trained(name, weights, deploy, cxr_jsonb_finish(&metrics),
+                                 history_jsonb(&row, 1), NULL, 0);
+    ereport(NOTICE, (errmsg("cxr_train: stored model %lld under \"%s\"%s", (long long)stored, name,
+                            deploy ? "" : " (not deployed: reach it by its id)")));
+    MemoryContextSwitchTo(old);
+    return_history(rsinfo, stored, &row, 1);
+    MemoryContextDelete(train_ctx);
+}
+
 PG_FUNCTION_INFO_V1(cxr_train);
 Datum
 cxr_train(PG_FUNCTION_ARGS)
@@ -346,6 +561,8 @@ cxr_train(PG_FUNCTION_ARGS)
     /* which parameters train (0.5.0): name prefixes, NULL for all */
     char *trainable = PG_NARGS() > 14 && !PG_ARGISNULL(14) ? text_to_cstring(PG_GETARG_TEXT_PP(14))
                                                            : NULL;
+    /* the architecture's hyperparameters (0.6.0): a jsonb object, scikit-learn's names */
+    Jsonb *params = PG_NARGS() > 15 && !PG_ARGISNULL(15) ? PG_GETARG_JSONB_P(15) : NULL;
     char err[CXR_ERR_LEN];
 
     InitMaterializedSRF(fcinfo, 0);
@@ -371,6 +588,16 @@ cxr_train(PG_FUNCTION_ARGS)
     if (init_model && init_model[0] == '\0')
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("init_model must not be empty")));
+    const cxr_arch *fresh_arch = init_model || by_id ? NULL : cxr_arch_find(arch);
+    bool one_pass = fresh_arch && cxr_arch_one_pass(fresh_arch);
+    if (params && !one_pass)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("params are hyperparameters of a fresh random_forest; a network's "
+                               "are cxr_train's own arguments")));
+    if (one_pass && trainable)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("trainable names a network's parameters; a %s has none",
+                               fresh_arch->name)));
     check_rights_to_store(name, deploy, resume);
 
     MemoryContext train_ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_train",
@@ -396,12 +623,26 @@ cxr_train(PG_FUNCTION_ARGS)
     } else if (init_model || by_id) {
         res->model = cxr_pg_model_copy(init_id);
     } else {
-        res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0, 299,
+        res->model = cxr_model_create(arch, strcmp(score, "scaled_dot") == 0,
+                                      cxr_arch_train_input_size(fresh_arch),
                                       (uint64_t)(uint32)seed, err);
         if (!res->model)
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", err)));
     }
     cxr_model *m = res->model;
+    if (one_pass) {
+        if (params)
+            apply_params(m, params);
+        fit_in_one_pass(fcinfo, name, m, params, train_query, val_query, seed, deploy, train_ctx,
+                        old);
+        return (Datum)0;
+    }
+    /* a forest is fitted afresh: it has no state to continue from */
+    if (cxr_model_one_pass(m))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("init_model %s is a %s, which cannot be trained further",
+                               init_what, m->arch->name),
+                        errhint("Fit a new one with arch => '%s'.", m->arch->name)));
     /* arch keeps its default when starting from a model: the model's own arch is used */
     if ((init_model || by_id) && !PG_ARGISNULL(2) && strcmp(arch, m->arch->name) != 0 &&
         strcmp(arch, "alexnet_attn2") != 0)
@@ -437,12 +678,12 @@ cxr_train(PG_FUNCTION_ARGS)
     budget -= fixed;
     cxr_dataset train = {0}, val = {0};
     double t_load = seconds_now();
-    load_rows(train_query, "training", m, &train, &budget);
+    load_rows(train_query, "training", m, &train, &budget, 0);
     if (train.n == 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the training query returned no rows")));
     if (val_query) {
-        load_rows(val_query, "validation", m, &val, &budget);
+        load_rows(val_query, "validation", m, &val, &budget, 0);
         if (val.n == 0)
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("the validation query returned no rows")));
@@ -574,28 +815,9 @@ cxr_train(PG_FUNCTION_ARGS)
     free(bytes);
 
     memcpy(m->params, res->best, sizeof(float) * m->n_params);
-    if (cxr_model_save(m, &bytes, &nbytes) != 0)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory saving the model")));
-    bytea *weights = MemoryContextAllocHuge(train_ctx, VARHDRSZ + nbytes);
-    SET_VARSIZE(weights, VARHDRSZ + nbytes);
-    memcpy(VARDATA(weights), bytes, nbytes);
-    free(bytes);
+    bytea *weights = model_bytea(m, train_ctx);
 
-    cxr_jsonb hist = {0}, metrics = {0};
-    cxr_jsonb_begin(&hist, true);
-    for (int e = 0; e < epochs; e++) {
-        epoch_row *h = &history[e];
-        cxr_jsonb_begin(&hist, false);
-        cxr_jsonb_put_int(&hist, "epoch", h->epoch);
-        cxr_jsonb_put_number(&hist, "train_loss", h->train_loss);
-        cxr_jsonb_put_number(&hist, "train_accuracy", h->train_acc);
-        cxr_jsonb_put_number(&hist, "val_loss", h->val_loss);
-        cxr_jsonb_put_number(&hist, "val_accuracy", h->val_acc);
-        cxr_jsonb_put_number(&hist, "seconds", h->seconds);
-        cxr_jsonb_end(&hist);
-    }
-    cxr_jsonb_end(&hist);
-
+    cxr_jsonb metrics = {0};
     cxr_jsonb_begin(&metrics, false);
     cxr_jsonb_put_string(&metrics, "trained_by", "cxr_train");
     cxr_jsonb_put_int(&metrics, "epochs", epochs);
@@ -620,19 +842,12 @@ cxr_train(PG_FUNCTION_ARGS)
     cxr_jsonb_end(&metrics);
 
     int64 stored = store_trained(name, weights, deploy, cxr_jsonb_finish(&metrics),
-                                 cxr_jsonb_finish(&hist), state, resume ? resume_from : 0);
+                                 history_jsonb(history, epochs), state, resume ? resume_from : 0);
     ereport(NOTICE, (errmsg("cxr_train: stored model %lld under \"%s\"%s", (long long)stored, name,
                             deploy ? "" : " (not deployed: reach it by its id)")));
 
     MemoryContextSwitchTo(old);
-    for (int e = 0; e < epochs; e++) {
-        epoch_row *h = &history[e];
-        Datum v[7] = {Int64GetDatum(stored), Int32GetDatum(h->epoch), Float8GetDatum(h->train_loss),
-                      Float8GetDatum(h->train_acc), Float8GetDatum(h->val_loss),
-                      Float8GetDatum(h->val_acc), Float8GetDatum(h->seconds)};
-        bool nulls[7] = {false, false, false, false, isnan(h->val_loss), isnan(h->val_acc), false};
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
-    }
+    return_history(rsinfo, stored, history, epochs);
     MemoryContextDelete(train_ctx);
     cxr_pg_use_threads(cxr_scoring_threads);
     return (Datum)0;
@@ -655,7 +870,7 @@ evaluate(FunctionCallInfo fcinfo, bool by_id)
     cxr_interrupt_clear();
     size_t budget = (size_t)cxr_training_memory_mb * 1024 * 1024;
     cxr_dataset d = {0};
-    load_rows(query, "evaluation", cm->model, &d, &budget);
+    load_rows(query, "evaluation", cm->model, &d, &budget, 0);
     if (d.n == 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the evaluation query returned no rows")));
