@@ -103,6 +103,7 @@ fuzz-seeds: test/bin/cxr_cli
 	mv $(FUZZ_SEEDS)/alexnet_attn*.safetensors $(FUZZ_SEEDS)/model/
 	rm $(FUZZ_SEEDS)/alexnet.safetensors
 	test/bin/cxr_cli init alexnet_attn2 scaled_dot 2 $(FUZZ_SEEDS)/model/attn2_scaled.safetensors
+	test/bin/cxr_cli forest 3 $(FUZZ_SEEDS)/model/forest.safetensors
 	test/bin/cxr_cli state alexnet_attn1 dot 3 $(FUZZ_SEEDS)/state/attn1.state
 	$(call st_prefix,$(FUZZ_SEEDS)/state/attn1.state,$(FUZZ_SEEDS)/state/attn1.head)
 	test/bin/cxr_cli state alexnet_attn2 dot 4 $(FUZZ_SEEDS)/attn2.state

@@ -13,6 +13,7 @@
 #include "cxr_blas.h"
 #include "cxr_image.h"
 #include "cxr_model.h"
+#include "cxr_train.h"
 #include "cxr_train_state.h"
 #include "harness.h"
 
@@ -82,6 +83,31 @@ main(int argc, char **argv)
         fclose(f);
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "forest") == 0) {
+        /* a small fitted forest (16 x 16 grid, 5 trees, random images): a fuzzing seed */
+        cxr_model *m = cxr_model_create("random_forest", 0, 16, 1, err);
+        if (!m || cxr_model_set_param(m, "n_estimators", "5", err)) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        cxr_dataset d = {.n = 40, .capacity = CXR_DATASET_BLOCK, .side = 16};
+        uint8_t *block = calloc(CXR_DATASET_BLOCK, 256);
+        d.blocks = &block;
+        d.labels = calloc(CXR_DATASET_BLOCK, sizeof(float));
+        uint64_t x = strtoull(argv[2], NULL, 10);
+        for (int i = 0; i < 40 * 256; i++)
+            block[i] = (uint8_t)((x = cxr_splitmix64(x)) >> 56);
+        for (int i = 0; i < 40; i++)
+            d.labels[i] = block[i * 256 + 17] > 128;
+        uint8_t *buf;
+        size_t len;
+        FILE *f = fopen(argv[3], "wb");
+        if (cxr_model_fit(m, &d, 0, 5, x, 1, err) || !f || cxr_model_save(m, &buf, &len) ||
+            fwrite(buf, 1, len, f) != len)
+            return 2;
+        fclose(f);
+        return 0;
+    }
     if (argc >= 4 && strcmp(argv[1], "predict") == 0) {
         cxr_model *m = load(argv[2]);
         float *input = malloc(sizeof(float) * m->input_size * m->input_size);
@@ -143,6 +169,6 @@ main(int argc, char **argv)
                cxr_model_workspace_bytes(m), cxr_blas_describe());
         return 0;
     }
-    fprintf(stderr, "usage: cxr_cli init|predict|attention|info|state ... (see source)\n");
+    fprintf(stderr, "usage: cxr_cli init|forest|predict|attention|info|state ... (see source)\n");
     return 2;
 }
