@@ -8,16 +8,16 @@ cd "$(dirname "$0")/.."
 export PYTHON=/usr/bin/python3
 make -s clean
 make -j2
-echo "== core unit tests (PyTorch fixtures are generated first)"
+echo "== core unit tests (PyTorch fixtures are generated first) [${SECONDS} s]"
 make -s check-core
-echo "== install"
+echo "== install [${SECONDS} s]"
 make -s install >/dev/null
 source scripts/pg_throwaway.sh
-echo "== pg_regress"
+echo "== pg_regress [${SECONDS} s]"
 if ! make -s installcheck; then
     cat regression.diffs || true
     exit 1
 fi
-echo "== TAP tests"
-prove -v --exec bash test/t/*.sh
-echo "ALL TESTS PASSED"
+echo "== TAP tests [${SECONDS} s]"
+prove -v --timer --exec bash test/t/*.sh
+echo "ALL TESTS PASSED [${SECONDS} s]"

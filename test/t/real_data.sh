@@ -10,9 +10,9 @@ db=cxr_real_data
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 export PGDATABASE=$db
 q -c "CREATE EXTENSION cxr_attn"
-scripts/load_cxr.sh "$data" 50 >/dev/null            # 50 per split and class: 300 images
+scripts/load_cxr.sh "$data" 25 >/dev/null            # 25 per split and class: 150 images
 n=$(q -c "SELECT count(*) FROM cxr_data.xrays")
-ok $([ "$n" -ge 300 ]; echo $?) "loaded $n real X-rays"
+ok $([ "$n" -ge 150 ]; echo $?) "loaded $n real X-rays"
 import_model t test/bin/random_attn2.safetensors
 q -c "CREATE TABLE serial AS SELECT file, cxr.covid_predict(image, 't') AS p FROM cxr_data.xrays"
 q -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
