@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #endif
 #include "cxr_blas.h"
+#include "cxr_fpenv.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -120,8 +121,11 @@ blas_load(void)
     int set_threads_env = getenv("OPENBLAS_NUM_THREADS") == NULL;
     if (set_threads_env)
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    /* threads OpenBLAS starts now inherit the core's floating-point mode (cxr_fpenv.h) */
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
     for (int i = 0; candidates[i] && !handle; i++)
         handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+    cxr_fp_restore(fp);
     if (chosen)
         unsetenv("OPENBLAS_CORETYPE");
     if (set_threads_env)
@@ -186,8 +190,11 @@ cxr_blas_set_threads(int n)
         n = 1;
     cxr_blas_init();
     blas_threads = n;
+    /* a growing pool's new threads inherit the core's floating-point mode (cxr_fpenv.h) */
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
     if (blas_set_threads)
         blas_set_threads(n);
+    cxr_fp_restore(fp);
 }
 
 int

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cxr_fpenv.h"
 #include "cxr_kind.h"
 #include "cxr_interrupt.h"
 #include "cxr_safetensors.h"
@@ -402,7 +403,10 @@ cxr_model_workspace_bytes(const cxr_model *m)
 float
 cxr_model_forward(cxr_model *m, const float *gray)
 {
-    return m->kind->forward(m, gray);
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
+    float logit = m->kind->forward(m, gray);
+    cxr_fp_restore(fp);
+    return logit;
 }
 
 const float *

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cxr_fpenv.h"
 #include "cxr_kind.h"
 
 /* does name begin with prefix, at a dot or its end? */
@@ -98,13 +99,17 @@ cxr_trainer_forward_backward(cxr_trainer *t, const float *images, const float *l
     if (n < 1 || n > t->max_batch)
         return NAN;
     memset(t->grads, 0, sizeof(float) * t->model->n_trainable);
-    return t->model->kind->train_step(t, images, labels, n, dropout_seed, logits);
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
+    double loss = t->model->kind->train_step(t, images, labels, n, dropout_seed, logits);
+    cxr_fp_restore(fp);
+    return loss;
 }
 
 void
 cxr_trainer_apply_adam(cxr_trainer *t)
 {
     const cxr_model *m = t->model;
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
     t->step++;
     /* tensor by tensor: frozen ones keep their values and moments */
     for (int i = 0; i < m->n_tensors; i++) {
@@ -113,4 +118,5 @@ cxr_trainer_apply_adam(cxr_trainer *t)
             cxr_adam_step(&t->adam, t->step, m->params + p->offset, t->grads + p->offset,
                           t->adam_m + p->offset, t->adam_v + p->offset, p->numel);
     }
+    cxr_fp_restore(fp);
 }

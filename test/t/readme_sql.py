@@ -14,6 +14,7 @@ usage: readme_sql.py README.md WORKDIR
 import re
 import subprocess
 import sys
+import time
 
 RULE = re.compile(r"-+(\+-+)*")
 
@@ -70,9 +71,11 @@ def main():
         for k, (sql, _) in enumerate(stmts):
             script.append("\\echo @@stmt %d@@" % k)
             script.append(sql)
+        start = time.monotonic()
         run = subprocess.run(
             ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-P", "footer=off"],
             input="\n".join(script) + "\n", capture_output=True, text=True, cwd=workdir)
+        print("# block %d: %.1f s" % (b, time.monotonic() - start))
         parts = re.split(r"^@@stmt (\d+)@@\n", run.stdout, flags=re.M)
         outputs = {int(parts[p]): parts[p + 1] for p in range(1, len(parts) - 1, 2)}
         first = stmts[0][0].split("\n")[0][:60] if stmts else ""
