@@ -231,10 +231,14 @@ validate_model(bytea *w, char **arch, Jsonb **metadata)
     cxr_jsonb_begin(&meta, false);
     cxr_jsonb_put_string(&meta, "arch", m->arch->name);
     cxr_jsonb_put_int(&meta, "input_size", m->input_size);
-    cxr_jsonb_put_int(&meta, "in_channels", m->in_channels);
+    /* a forest reads gray levels on its grid: no channels to normalise, but trees */
+    if (cxr_model_one_pass(m))
+        cxr_jsonb_put_int(&meta, "n_estimators", cxr_model_fit_units(m));
+    else
+        cxr_jsonb_put_int(&meta, "in_channels", m->in_channels);
     /* float32 values, written with the digits that identify them: one number when every
      * channel shares it (as the model file writes it), else one per channel */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && !cxr_model_one_pass(m); k++) {
         const float *v = k ? m->std : m->mean;
         double d[CXR_MAX_CHANNELS] = {0};
         bool same = true;

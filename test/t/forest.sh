@@ -73,8 +73,9 @@ done
                   AND cxr.cxr_model_export('rf_t1') = cxr.cxr_model_export('rf')")" = t ]
 ok $? "one seed gives the same forest, bit for bit, on 1 or 2 threads (and with a validation query)"
 q -c "SELECT cxr.cxr_model_import('rf_back', cxr.cxr_model_export('rf'))" >/dev/null
-[ "$(q -c "SELECT count(*) FROM cxr_data.xrays WHERE cxr.covid_predict(image, 'rf') IS DISTINCT FROM cxr.covid_predict(image, 'rf_back')")" = 0 ]
-ok $? "an exported and re-imported forest scores every X-ray the same"
+[ "$(q -c "SELECT count(*) FROM cxr_data.xrays WHERE cxr.covid_predict(image, 'rf') IS DISTINCT FROM cxr.covid_predict(image, 'rf_back')")" = 0 ] &&
+    [ "$(q -c "SELECT metadata::text FROM cxr.models WHERE name = 'rf_back'")" = '{"arch": "random_forest", "input_size": 32, "n_estimators": 30}' ]
+ok $? "an exported and re-imported forest scores every X-ray the same; the registry shows its grid and trees"
 q -c "CREATE TABLE serial AS SELECT file, cxr.covid_predict(image, 'rf') AS p FROM cxr_data.xrays"
 q -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SET min_parallel_table_scan_size = 0" \
   -c "SET max_parallel_workers_per_gather = 2" \
