@@ -23,7 +23,7 @@ model_new(const char *arch, int scaled, int input_size, int in_channels, const f
         return NULL;
     }
     if (input_size < 8 || input_size > 1024) {
-        snprintf(err, CXR_ERR_LEN, "input size %d is outside 32..1024", input_size);
+        snprintf(err, CXR_ERR_LEN, "input size %d is outside 8..1024", input_size);
         return NULL;
     }
     if (in_channels < 1 || in_channels > CXR_MAX_CHANNELS) {
