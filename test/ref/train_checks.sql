@@ -18,6 +18,29 @@ FROM cxr.model_list WHERE name = 'blob_model';
 SELECT count(*) = 8 AS history_stored
 FROM cxr.training_history h JOIN cxr.current_models c ON c.model_id = h.model_id
 WHERE c.name = 'blob_model';
+-- the history as a picture (loss and accuracy per epoch, 960 x 420), by name or by id
+SELECT (cxr.cxr_image_info(cxr.cxr_training_curve('blob_model'))).width,
+       (cxr.cxr_image_info(cxr.cxr_training_curve('blob_model'))).height,
+       cxr.cxr_training_curve('blob_model') = cxr.cxr_training_curve(c.model_id) AS by_id_equals_by_name
+FROM cxr.current_models c WHERE c.name = 'blob_model';
+SELECT cxr.cxr_model_import('no_history', cxr.cxr_model_export('blob_model'), deploy => true) > 0 AS imported;
+DO $$ BEGIN  -- an imported model has no history (its id varies with the tests run before)
+    PERFORM cxr.cxr_training_curve('no_history');
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING '%: %', SQLSTATE, regexp_replace(SQLERRM, '[0-9]+', 'N');
+END $$;
+SELECT cxr.cxr_model_drop('no_history');
+SELECT cxr.cxr_training_curve(-1::bigint);
+CREATE ROLE cxr_train_reader;                   -- may score, may not read histories
+GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO cxr_train_reader;
+SET ROLE cxr_train_reader;
+SELECT cxr.cxr_training_curve('blob_model');
+RESET ROLE;
+DROP OWNED BY cxr_train_reader;
+DROP ROLE cxr_train_reader;
+-- every row of the result names the model row it stored
+SELECT bool_and(h.model_id = c.model_id) AS result_names_stored_row
+FROM history h, cxr.current_models c WHERE c.name = 'blob_model';
 
 -- evaluation in one pass over a query
 SELECT n, accuracy >= 0.9 AS accurate, roc_auc >= 0.9 AS separates,
@@ -60,6 +83,24 @@ GROUP BY r.name ORDER BY r.name;
 SELECT name, metrics->>'first_epoch' AS first_epoch, metrics->>'best_epoch' AS best_epoch,
        metrics->>'resumed' AS resumed, resumable
 FROM cxr.model_list WHERE name LIKE 'run_%' ORDER BY name;
+-- a run stored without deploying its name is reached by the id its result gives: resumed by
+-- id, it still equals the uninterrupted run
+CREATE TEMP TABLE tiny_run AS SELECT * FROM cxr.cxr_train('tiny', 'SELECT * FROM tiny_train',
+    'alexnet_attn2', validation_query => 'SELECT * FROM tiny_val', epochs => 2, batch_size => 8,
+    seed => 5, deploy => false);
+SELECT count(*) AS epochs, bool_and(model_id = (SELECT id FROM cxr.models WHERE name = 'tiny'))
+    AS id_of_stored_row FROM tiny_run;
+\set VERBOSITY terse
+SELECT cxr.cxr_train('bad', 'SELECT * FROM tiny_train', init_model => 'tiny', resume => true);
+SELECT cxr.cxr_train('bad', 'SELECT * FROM tiny_train', init_model => 'tiny',
+    init_model_id => (SELECT min(model_id) FROM tiny_run));
+\set VERBOSITY default
+SELECT epoch FROM cxr.cxr_train('tiny_rest', 'SELECT * FROM tiny_train',
+    validation_query => 'SELECT * FROM tiny_val', epochs => 1, batch_size => 8, seed => 5,
+    init_model_id => (SELECT min(model_id) FROM tiny_run), resume => true);
+SELECT md5(cxr.cxr_model_export('tiny_rest')) = md5(cxr.cxr_model_export('run_whole')) AS same_model,
+       (metrics->>'init_model_id')::bigint = (SELECT min(model_id) FROM tiny_run) AS provenance
+FROM cxr.models WHERE name = 'tiny_rest';
 -- what cannot be resumed
 SELECT cxr.cxr_train('bad', 'SELECT * FROM tiny_train', resume => true);
 SELECT cxr.cxr_model_import('imported_run', cxr.cxr_model_export('run_part')) > 0 AS imported;  -- weights only
@@ -102,14 +143,18 @@ SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs WHERE false$$);
 SELECT cxr.cxr_train('bad', $$SELECT '\x00'::bytea, true$$);
 SELECT cxr.cxr_train('bad', $$SELEKT 1$$);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM no_such_table$$);
-SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, 'resnet50');
+SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, 'vgg16');
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, epochs => 0);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 0);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, learning_rate => -1);
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, attention_score => 'cosine');
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, init_model => 'no_such_model');
+-- training_memory bounds the run's optimiser and activations (refused before any image is
+-- decoded), and then the decoded images
 SET cxr_attn.training_memory = '1MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$);
+SET cxr_attn.training_memory = '216MB';
+SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 1);
 RESET cxr_attn.training_memory;
 SELECT cxr.cxr_evaluate('blob_model', $$SELECT image, label FROM blobs WHERE false$$);
 SELECT count(*) AS bad_rows FROM cxr.models WHERE name = 'bad';
