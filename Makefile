@@ -17,7 +17,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # default_model runs first: it checks what CREATE EXTENSION registered
-REGRESS = default_model png_kinds models permissions security train
+REGRESS = default_model png_kinds models permissions security train train_resume
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror

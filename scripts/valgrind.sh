@@ -7,6 +7,10 @@
 #   CXR_VALGRIND_UNDEF=no            addressability only (invalid reads, writes and frees, not
 #                                    uses of uninitialised values): about twice as fast
 #
+# The training scripts take longest (train's 8-epoch run alone took over an hour of valgrind
+# time): train and train_resume stand alone, so run them at once on two servers, each with its
+# own CXR_PG_PORT and CXR_VALGRIND_OUT (start the second after the first has installed).
+#
 # Prints, per kind, the errors found and how many of them have cxr_attn.so on their stack, and
 # leaves the logs in $CXR_VALGRIND_OUT (default /tmp/cxr_valgrind).
 set -uo pipefail
