@@ -322,6 +322,24 @@ arg_int(FunctionCallInfo fcinfo, int i, const char *what, int lo, int hi)
     return v;
 }
 
+/* The training rows, and the validation rows when there is a validation query; an ERROR
+ * when either query returns none. */
+static void
+load_training_data(const char *train_query, const char *val_query, const cxr_model *m,
+                   cxr_dataset *train, cxr_dataset *val, size_t *budget, size_t extra_per_image)
+{
+    load_rows(train_query, "training", m, train, budget, extra_per_image);
+    if (train->n == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the training query returned no rows")));
+    if (val_query) {
+        load_rows(val_query, "validation", m, val, budget, 0);
+        if (val->n == 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("the validation query returned no rows")));
+    }
+}
+
 /* The model's file as a bytea in ctx. */
 static bytea *
 model_bytea(const cxr_model *m, MemoryContext ctx)
@@ -443,10 +461,7 @@ fit_in_one_pass(FunctionCallInfo fcinfo, const char *name, cxr_model *m, Jsonb *
     budget -= fixed;
     cxr_dataset train = {0}, val = {0};
     double t_load = seconds_now();
-    load_rows(train_query, "training", m, &train, &budget, per_image);
-    if (train.n == 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("the training query returned no rows")));
+    load_training_data(train_query, val_query, m, &train, &val, &budget, per_image);
     bool both = false;
     for (int i = 1; i < train.n && !both; i++)
         both = train.labels[i] != train.labels[0];
@@ -455,12 +470,6 @@ fit_in_one_pass(FunctionCallInfo fcinfo, const char *name, cxr_model *m, Jsonb *
                         errmsg("the training query returned only one class (every label is %s)",
                                train.labels[0] > 0.5f ? "true" : "false"),
                         errhint("A classifier needs X-rays of both classes.")));
-    if (val_query) {
-        load_rows(val_query, "validation", m, &val, &budget, 0);
-        if (val.n == 0)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("the validation query returned no rows")));
-    }
     int threads = cxr_training_threads;
     ereport(NOTICE, (errmsg("cxr_train: %d training and %d validation images decoded in %.1f s; "
                             "%s, %d trees on a %d x %d grid, %d %s",
@@ -678,16 +687,7 @@ cxr_train(PG_FUNCTION_ARGS)
     budget -= fixed;
     cxr_dataset train = {0}, val = {0};
     double t_load = seconds_now();
-    load_rows(train_query, "training", m, &train, &budget, 0);
-    if (train.n == 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("the training query returned no rows")));
-    if (val_query) {
-        load_rows(val_query, "validation", m, &val, &budget, 0);
-        if (val.n == 0)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("the validation query returned no rows")));
-    }
+    load_training_data(train_query, val_query, m, &train, &val, &budget, 0);
     ereport(NOTICE, (errmsg("cxr_train: %d training and %d validation images decoded in %.1f s; "
                             "%s, %d %s, batch %d, %d BLAS %s",
                             train.n, val.n, seconds_now() - t_load, m->arch->name, epochs,
