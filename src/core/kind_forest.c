@@ -358,17 +358,9 @@ forest_load(const cxr_st_file *f, const cxr_arch *a, char *err)
             snprintf(err, CXR_ERR_LEN, "tree_offsets must increase (every tree has a node)");
             return NULL;
         }
-    cxr_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        snprintf(err, CXR_ERR_LEN, "out of memory");
+    cxr_model *m = cxr_model_create(a->name, 0, (int)grid, 0, err);
+    if (!m)
         return NULL;
-    }
-    m->arch = a;
-    m->kind = &cxr_kind_forest;
-    m->input_size = (int)grid;
-    m->in_channels = 1;
-    m->mean[0] = 0.0f;
-    m->std[0] = 1.0f;
     cxr_forest_params p;
     cxr_forest_default_params(&p);
     p.n_estimators = (int)n_trees;
