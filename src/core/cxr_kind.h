@@ -1,7 +1,7 @@
 /* Internal: a model kind is a table of functions. Every model dispatches through its kind what
- * depends on how it computes: building its structure for an architecture, inference,
- * explanation (attention maps), and training steps. The CNN-graph kind (kind_cnn.c) serves every
- * architecture today; the random forest will be the second kind. */
+ * depends on how it computes: its file, building its structure for an architecture, inference,
+ * explanation (attention maps, importance), and training (steps, or a one-pass fit). Two kinds:
+ * CNN graphs (kind_cnn.c) for the networks, and random forests (kind_forest.c). */
 #ifndef CXR_KIND_H
 #define CXR_KIND_H
 
