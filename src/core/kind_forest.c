@@ -366,14 +366,17 @@ forest_load(const cxr_st_file *f, const cxr_arch *a, char *err)
     p.n_estimators = (int)n_trees;
     if (reset_forest(m, &p, err))
         goto fail;
-    /* the recorded hyperparameters, checked as cxr_train's are */
+    /* the recorded hyperparameters are informational (the trees are what scores): kept when
+     * cxr_train would accept them, left at their defaults otherwise (a scikit-learn forest
+     * may say max_depth 500 and still have trees within CXR_FOREST_MAX_DEPTH) */
     static const char *const keys[] = {"max_depth", "min_samples_split", "min_samples_leaf",
                                        "max_features", "bootstrap"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         const char *v = cxr_st_meta_get(f, keys[k]);
-        if (v && forest_set_param(m, keys[k], v, err))
-            goto fail;
+        if (v)
+            (void)forest_set_param(m, keys[k], v, err); /* a failure keeps the forest as it was */
     }
+    err[0] = '\0';
     cxr_forest *fo = forest_of(m);
     for (int64_t t = 0; t < n_trees; t++) {
         cxr_tree *tr = &fo->trees[t];

@@ -105,14 +105,17 @@ sys.path.insert(0, "scripts")
 from cxr_safetensors import load_safetensors, save_safetensors
 t, meta = load_safetensors(sys.argv[1])
 t = {k: v.numpy() for k, v in t.items()}
+save_safetensors(sys.argv[2].replace("loop", "meta"), t, dict(meta, max_depth="500"))
 t["children_left"][0] = 0
 save_safetensors(sys.argv[2], t, meta)
 PY
 err=$({ printf "SELECT cxr.cxr_model_import('loop', decode('"; base64 -w0 "$tmp/loop.safetensors"; printf "', 'base64'));\n"; } |
       psql -X -q 2>&1 | head -1)
 echo "# $err"
-grep -q "node 0 has children" <<< "$err" && [ "$(q -c "SELECT count(*) FROM cxr.models WHERE name = 'loop'")" = 0 ]
-ok $? "a forest file whose tree loops back is refused on import"
+import_model meta500 "$tmp/meta.safetensors"
+grep -q "node 0 has children" <<< "$err" && [ "$(q -c "SELECT count(*) FROM cxr.models WHERE name = 'loop'")" = 0 ] &&
+    [ "$(q -c "SELECT count(*) FROM cxr_data.xrays WHERE cxr.covid_predict(image, 'meta500') = cxr.covid_predict(image, 'sk_a')")" = 240 ]
+ok $? "a forest file whose tree loops back is refused on import; one whose recorded max_depth (500) is beyond the bound but whose trees are not still scores"
 # cancel: statement_timeout stops a long fit within a second of it, and stores nothing
 start=$(date +%s.%N)
 s=$(state "SET statement_timeout = '1s'; SELECT cxr.cxr_train('long', $train_q, 'random_forest', params => '{\"n_estimators\": 10000}')")
