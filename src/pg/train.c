@@ -131,18 +131,14 @@ load_rows(const char *query, const char *what, const cxr_model *m, cxr_dataset *
                                 errmsg("row %ld of the %s query has a NULL %s", row, what,
                                        inull ? "image" : "label")));
             float label = label_value(lab, ltype, row);
-            /* what fitting will need per image is charged as it is loaded */
-            if (extra_per_image > *budget_left)
-                *budget_left = 0;
-            else
-                *budget_left -= extra_per_image;
-            if (per_image > *budget_left)
+            /* the image, and what fitting will need for it, are charged as it is loaded */
+            if (per_image + extra_per_image > *budget_left)
                 ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                                 errmsg("decoded images exceed cxr_attn.training_memory (%d MB) "
                                        "at row %ld of the %s query", cxr_training_memory_mb, row,
                                        what),
                                 errhint("Raise cxr_attn.training_memory or train on fewer rows.")));
-            *budget_left -= per_image;
+            *budget_left -= per_image + extra_per_image;
             if (d->n == d->capacity) {
                 /* a new block, never larger than what the budget can still hold; a short
                  * block is the last one the budget allows */
