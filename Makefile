@@ -11,13 +11,14 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 # upgrade scripts, and the first release's full script (kept so 0.1.0 can still be installed
 # and the upgrade path tested)
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql \
-       sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql
+       sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql \
+       sql/$(EXTENSION)--0.6.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # default_model runs first: it checks what CREATE EXTENSION registered
-REGRESS = default_model png_kinds models permissions security train train_resume
+REGRESS = default_model png_kinds models permissions security batch train train_resume
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
@@ -61,6 +62,10 @@ installcheck: test/bin/random_attn2.safetensors
 
 check-core: $(UNIT_TESTS) test/fixtures/.done
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CXR_FIXTURES=test/fixtures $$t; done
+	@# inference against PyTorch again on every other dot-kernel path this CPU can run
+	@set -e; for p in $$(test/bin/test_batch paths); do \
+		echo "== test/bin/test_reference, inference on dot path $$p"; \
+		CXR_DOT_PATH=$$p CXR_REFERENCE_INFERENCE_ONLY=1 CXR_FIXTURES=test/fixtures test/bin/test_reference; done
 
 .PHONY: check-core
 

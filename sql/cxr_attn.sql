@@ -260,6 +260,23 @@ CREATE FUNCTION covid_predict(image bytea, model_id bigint) RETURNS double preci
 COMMENT ON FUNCTION covid_predict(bytea, bigint) IS
     'probability of COVID-19 for an X-ray, by a model row (immutable)';
 
+-- Scoring a query's rows in batches (0.7.0): the core runs many images through each layer at
+-- once, and each probability equals covid_predict's for the same image, bit for bit. The query
+-- returns (key, image); the key comes back as text, in the query's order.
+CREATE FUNCTION covid_predict_batch(query text, model text DEFAULT 'default',
+                                    batch_size int DEFAULT 32)
+    RETURNS TABLE (key text, probability double precision)
+    AS 'MODULE_PATHNAME', 'cxr_covid_predict_batch_by_name' LANGUAGE C VOLATILE STRICT
+    COST 2900000 ROWS 1000;
+COMMENT ON FUNCTION covid_predict_batch(text, text, int) IS
+    'scores the (key, image) rows of a query in batches, by model name: the same probabilities as covid_predict, in the query''s order';
+CREATE FUNCTION covid_predict_batch(query text, model_id bigint, batch_size int DEFAULT 32)
+    RETURNS TABLE (key text, probability double precision)
+    AS 'MODULE_PATHNAME', 'cxr_covid_predict_batch_by_id' LANGUAGE C VOLATILE STRICT
+    COST 2900000 ROWS 1000;
+COMMENT ON FUNCTION covid_predict_batch(text, bigint, int) IS
+    'scores the (key, image) rows of a query in batches, by model row: the same probabilities as covid_predict, in the query''s order';
+
 CREATE FUNCTION attention_map(image bytea, layer int, model text DEFAULT 'default') RETURNS real[]
     AS 'MODULE_PATHNAME', 'cxr_attention_map_by_name' LANGUAGE C STABLE STRICT PARALLEL SAFE
     COST 2600000;

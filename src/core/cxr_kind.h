@@ -19,6 +19,10 @@ struct cxr_model_kind {
     int (*build)(cxr_model *m, char *err); /* structure, parameter table and buffers for m->arch */
     void (*release)(cxr_model *m);
     float (*forward)(cxr_model *m, const float *gray);
+    /* n images in one pass, each logit equal to forward's (NULL: one image at a time); 0, -1
+     * when interrupted, -2 when out of memory. batch_bytes: what it allocates for n images */
+    int (*forward_batch)(cxr_model *m, const float *gray, int n, float *logits);
+    size_t (*batch_bytes)(const cxr_model *m, int n);
     const float *(*attention)(const cxr_model *m, int layer); /* NULL: none at that layer */
     int (*attention_side)(const cxr_model *m, int layer);     /* 0: none at that layer */
     size_t (*workspace_bytes)(const cxr_model *m);

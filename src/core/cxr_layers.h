@@ -67,6 +67,19 @@ void cxr_dropout_mask(uint64_t seed, float p, float *mask, size_t n);
 void cxr_dropout_forward(const float *x, const float *mask, float *y, size_t n);
 void cxr_dropout_backward(const float *dy, const float *mask, float *dx, size_t n);
 
+/* ---- fully connected inference over a batch (dot_kernels.c): y[b][o] = bias[o] + x[b] . w[o],
+ * each output summed in the same order whatever the batch, so a row's result never depends on
+ * the rows beside it. The path (AVX-512, AVX2+FMA, portable) is chosen from the CPU once. ---- */
+void cxr_dot_batch(const float *x, int n, int in, int out, const float *w, const float *bias,
+                   float *y);
+const char *cxr_dot_describe(void);
+/* Tests run every path this CPU can execute. */
+int cxr_dot_path_count(void);
+const char *cxr_dot_path_name(int path);
+int cxr_dot_path_runs_here(int path);
+void cxr_dot_batch_path(int path, const float *x, int n, int in, int out, const float *w,
+                        const float *bias, float *y);
+
 /* ---- linear: y[n][out] = x[n][in] W^T + b ---- */
 void cxr_linear_forward(const float *x, int n, int in, int out, const float *weight,
                         const float *bias, float *y);

@@ -90,9 +90,16 @@ size_t cxr_model_workspace_bytes(const cxr_model *m);
 float cxr_model_forward(cxr_model *m, const float *image);
 /* After cxr_model_forward: the attention map of conv layer L (side x side floats), or NULL. */
 const float *cxr_model_attention(const cxr_model *m, int layer);
-/* Batch inference: logits[i] for n images; each result equals the single-image one.
- * Returns 0, or -1 when interrupted (the logits not computed are NAN). */
+/* Batch inference: logits[i] for n images, bit for bit the single-image ones. A network runs
+ * up to CXR_BATCH_IMAGES images through each layer at once (its fully connected layers then
+ * read their weights once per batch), in a workspace of at most CXR_BATCH_WORKSPACE_BYTES
+ * allocated for the call. Returns 0, -1 when interrupted (the logits not computed are NAN), or
+ * -2 when that workspace could not be allocated. */
+#define CXR_BATCH_IMAGES 64
+#define CXR_BATCH_WORKSPACE_BYTES ((size_t)64 << 20)
 int cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits);
+/* What cxr_model_forward_batch allocates for n images (at most the bound above). */
+size_t cxr_model_batch_bytes(const cxr_model *m, int n);
 
 /* ---- models fitted in one pass (a random forest) ---- */
 typedef struct cxr_dataset cxr_dataset;

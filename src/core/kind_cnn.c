@@ -77,6 +77,47 @@ cnn_forward(cxr_model *m, const float *gray)
     return cxr_graph_output(m, m->infer)[0];
 }
 
+/* The most images of a batch that one pass takes: at most CXR_BATCH_IMAGES, in a workspace of
+ * at most CXR_BATCH_WORKSPACE_BYTES (at least one image, whatever its workspace). */
+static int
+batch_chunk(const cxr_model *m, int n)
+{
+    int lo = 1, hi = n < CXR_BATCH_IMAGES ? n : CXR_BATCH_IMAGES;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (cxr_acts_bytes(m, mid, 0) <= CXR_BATCH_WORKSPACE_BYTES)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+static size_t
+cnn_batch_bytes(const cxr_model *m, int n)
+{
+    return cxr_acts_bytes(m, batch_chunk(m, n), 0);
+}
+
+static int
+cnn_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
+{
+    int chunk = batch_chunk(m, n);
+    cxr_acts *a = cxr_acts_create(m, chunk, 0);
+    if (!a)
+        return -2;
+    size_t img = (size_t)m->input_size * m->input_size;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i += chunk) {
+        int c = n - i < chunk ? n - i : chunk;
+        rc = cxr_graph_forward(m, a, gray + i * img, c, 0);
+        if (!rc)
+            memcpy(logits + i, cxr_graph_output(m, a), sizeof(float) * c);
+    }
+    cxr_acts_free(a);
+    return rc;
+}
+
 static const float *
 cnn_attention(const cxr_model *m, int layer)
 {
@@ -169,6 +210,8 @@ const cxr_model_kind cxr_kind_cnn = {
     .build = cnn_build,
     .release = cnn_release,
     .forward = cnn_forward,
+    .forward_batch = cnn_forward_batch,
+    .batch_bytes = cnn_batch_bytes,
     .attention = cnn_attention,
     .attention_side = cnn_attention_side,
     .workspace_bytes = cnn_workspace_bytes,

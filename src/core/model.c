@@ -418,11 +418,26 @@ cxr_model_attention(const cxr_model *m, int layer)
 int
 cxr_model_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
 {
-    /* One image at a time through the same workspace: a result never depends on its batch. */
-    size_t img = (size_t)m->input_size * m->input_size;
     for (int i = 0; i < n; i++)
-        logits[i] = cxr_interrupt_requested() ? NAN : cxr_model_forward(m, gray + i * img);
+        logits[i] = NAN;
+    if (n <= 0)
+        return 0;
+    if (m->kind->forward_batch) {
+        cxr_fp_mode fp = cxr_fp_flush_denormals();
+        int rc = m->kind->forward_batch(m, gray, n, logits);
+        cxr_fp_restore(fp);
+        return rc;
+    }
+    size_t img = (size_t)m->input_size * m->input_size;
+    for (int i = 0; i < n && !cxr_interrupt_requested(); i++)
+        logits[i] = cxr_model_forward(m, gray + i * img);
     return cxr_interrupt_requested() ? -1 : 0;
+}
+
+size_t
+cxr_model_batch_bytes(const cxr_model *m, int n)
+{
+    return m->kind->batch_bytes && n > 0 ? m->kind->batch_bytes(m, n) : 0;
 }
 
 /* ---- models fitted in one pass ---- */

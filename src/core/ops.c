@@ -538,8 +538,12 @@ linear_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     (void)seed;
     int self = (int)(nd - m->graph->nodes);
     int in = (int)FLOATS(input_of(m, nd, 0));
-    cxr_linear_forward(a->out[nd->in[0]], a->n, in, nd->cout, cxr_param(m, nd->t_weight),
-                       cxr_param(m, nd->t_bias), a->out[self]);
+    if (a->training)
+        cxr_linear_forward(a->out[nd->in[0]], a->n, in, nd->cout, cxr_param(m, nd->t_weight),
+                           cxr_param(m, nd->t_bias), a->out[self]);
+    else /* scores that do not depend on their batch */
+        cxr_dot_batch(a->out[nd->in[0]], a->n, in, nd->cout, cxr_param(m, nd->t_weight),
+                      cxr_param(m, nd->t_bias), a->out[self]);
     return 0;
 }
 

@@ -72,10 +72,12 @@ test_model(void)
         CHECK(isnan(r) && calls == k + 1, "stop at poll %ld: logit %g after %ld calls", k + 1, r,
               calls);
     }
-    arm(per_image + 1); /* batch: stops in the second image, the rest are NAN */
+    /* batch: the images go through each layer together, so a stop after as many polls as one
+     * image makes (inside the batch's first layers) leaves every logit NAN */
+    arm(per_image + 1);
     CHECK(cxr_model_forward_batch(m, images, N, logits) == -1, "batch reports the interrupt");
-    CHECK(memcmp(&logits[0], &plain, sizeof plain) == 0 && isnan(logits[1]) && isnan(logits[2]),
-          "batch: first logit %g, then %g %g", logits[0], logits[1], logits[2]);
+    CHECK(isnan(logits[0]) && isnan(logits[1]) && isnan(logits[2]),
+          "batch: logits %g %g %g after the stop", logits[0], logits[1], logits[2]);
     CHECK(calls == per_image + 2, "batch went on polling after the stop: %ld calls", calls);
     disarm();
     CHECK(cxr_model_forward_batch(m, images, N, logits) == 0 &&

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cxr_blas.h"
+#include "cxr_layers.h"
 #include "cxr_model.h"
 #include "cxr_safetensors.h"
 #include "harness.h"
@@ -246,6 +247,14 @@ check_config(const char *dir, const char *cfg)
     cxr_model_forward_batch(m, input, batch, blog);
     CHECK(memcmp(blog, logits, sizeof(float) * batch) == 0, "%s: batch differs from single", cfg);
 
+    if (getenv("CXR_REFERENCE_INFERENCE_ONLY")) { /* another dot path: inference is all it changes */
+        cxr_model_free(m);
+        cxr_st_free(&fx);
+        free(mbuf);
+        free(fbuf);
+        return;
+    }
+
     /* one training step */
     cxr_adam_config adam = {1e-4f, 0.9f, 0.999f, 1e-8f};
     cxr_trainer *tr = cxr_trainer_create(m, batch, &adam);
@@ -334,6 +343,9 @@ main(void)
     const char *dir = getenv("CXR_FIXTURES") ? getenv("CXR_FIXTURES") : "test/fixtures";
     cxr_blas_set_threads(2);
     printf("BLAS: %s\n", cxr_blas_describe());
+    printf("%s\n", cxr_dot_describe());
+    const char *path = getenv("CXR_DOT_PATH");
+    CHECK(!path || strstr(cxr_dot_describe(), path), "CXR_DOT_PATH=%s is not the path in use", path);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         check_config(dir, configs[i]);
     return harness_finish("test_reference");

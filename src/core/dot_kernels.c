@@ -1,0 +1,251 @@
+/* Inference's fully connected layers: y[b][o] = bias[o] + x[b] . w[o] over a batch.
+ *
+ * Why not sgemm: a batch is scored in one call so that the weights stream from memory once per
+ * batch instead of once per image, but a score must not depend on its batch (a row scored
+ * alone and the same row scored among 31 others give the same bits). sgemm's blocking, and its
+ * kernels for small shapes, may sum a row in another order when the batch changes. Here every
+ * output is summed the same way whatever n is: 16 lane sums over k (lane = k mod 16), the tail
+ * added to the first lanes, then a fixed pairwise tree, then the bias.
+ *
+ * Paths, chosen once from the CPU's features and checked against a double-precision product
+ * before first use: AVX-512, AVX2 with FMA, and portable C. They may differ from each other in
+ * the last bits (fused multiply-add), never from run to run or batch to batch. */
+#include "cxr_layers.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 16
+#define ROWS 2    /* images per tile */
+#define OUTS 4    /* outputs per tile */
+#define O_BLOCK 8 /* outputs whose weights stay in cache while the whole batch passes */
+
+typedef float v16 __attribute__((vector_size(LANES * sizeof(float))));
+
+/* Helpers take vectors by address: a vector argument's ABI differs between instruction sets. */
+static inline float
+lane_sum(const v16 *v)
+{
+    float l[LANES];
+    memcpy(l, v, sizeof l);
+    for (int width = LANES / 2; width > 0; width /= 2)
+        for (int i = 0; i < width; i++)
+            l[i] += l[i + width];
+    return l[0];
+}
+
+/* The tail (in % 16 elements) goes into lanes 0.. of the accumulator, one product at a time. */
+static inline void
+add_tail(v16 *acc, const float *x, const float *w, int k0, int in)
+{
+    float l[LANES];
+    memcpy(l, acc, sizeof l);
+    for (int k = k0; k < in; k++)
+        l[k - k0] += x[k] * w[k];
+    memcpy(acc, l, sizeof l);
+}
+
+/* One body, compiled once per instruction set below. */
+#define DOT_BODY                                                                                   \
+    int full = in - in % LANES;                                                                    \
+    for (int o0 = o_lo; o0 < o_hi; o0 += O_BLOCK) {                                                \
+        int o_end = o0 + O_BLOCK < o_hi ? o0 + O_BLOCK : o_hi;                                     \
+        for (int b0 = 0; b0 < n; b0 += ROWS) {                                                     \
+            int rows = n - b0 < ROWS ? n - b0 : ROWS;                                              \
+            for (int o = o0; o < o_end; o += OUTS) {                                               \
+                int outs = o_end - o < OUTS ? o_end - o : OUTS;                                    \
+                v16 acc[ROWS][OUTS];                                                               \
+                memset(acc, 0, sizeof acc);                                                        \
+                const float *xr[ROWS], *wr[OUTS];                                                  \
+                for (int r = 0; r < ROWS; r++)                                                     \
+                    xr[r] = x + (size_t)(b0 + (r < rows ? r : 0)) * in;                            \
+                for (int j = 0; j < OUTS; j++)                                                     \
+                    wr[j] = w + (size_t)(o + (j < outs ? j : 0)) * in;                             \
+                for (int k = 0; k < full; k += LANES) {                                            \
+                    v16 wv[OUTS];                                                                  \
+                    for (int j = 0; j < OUTS; j++)                                                 \
+                        memcpy(&wv[j], wr[j] + k, sizeof(v16));                                   \
+                    for (int r = 0; r < ROWS; r++) {                                               \
+                        v16 xv;                                                                    \
+                        memcpy(&xv, xr[r] + k, sizeof xv);                                        \
+                        for (int j = 0; j < OUTS; j++)                                             \
+                            acc[r][j] += xv * wv[j];                                               \
+                    }                                                                              \
+                }                                                                                  \
+                for (int r = 0; r < rows; r++)                                                     \
+                    for (int j = 0; j < outs; j++) {                                               \
+                        add_tail(&acc[r][j], xr[r], wr[j], full, in);                              \
+                        y[(size_t)(b0 + r) * out + o + j] = (bias ? bias[o + j] : 0.0f) +         \
+                                                             lane_sum(&acc[r][j]);             \
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+typedef void (*dot_fn)(const float *x, int n, int in, int out, const float *w, const float *bias,
+                       float *y, int o_lo, int o_hi);
+
+/* Portable C: no fused multiply-add, whatever the compiler's default contraction. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+static void
+dot_portable(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
+             int o_lo, int o_hi)
+{
+    DOT_BODY
+}
+#pragma GCC pop_options
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CXR_DOT_X86 1
+__attribute__((target("avx2,fma"))) static void
+dot_avx2(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
+         int o_lo, int o_hi)
+{
+    DOT_BODY
+}
+
+__attribute__((target("avx512f"))) static void
+dot_avx512(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
+           int o_lo, int o_hi)
+{
+    DOT_BODY
+}
+#endif
+
+typedef struct {
+    const char *name;
+    dot_fn fn;
+    const char *feature[2]; /* CPU features it needs */
+} dot_path;
+
+static const dot_path paths[] = {
+#ifdef CXR_DOT_X86
+    {"avx512", dot_avx512, {"avx512f", NULL}},
+    {"avx2", dot_avx2, {"avx2", "fma"}},
+#endif
+    {"portable", dot_portable, {NULL, NULL}},
+};
+#define N_PATHS ((int)(sizeof paths / sizeof paths[0]))
+
+static int
+cpu_has(const char *feature)
+{
+#ifdef CXR_DOT_X86
+    __builtin_cpu_init();
+    if (!strcmp(feature, "avx512f"))
+        return __builtin_cpu_supports("avx512f");
+    if (!strcmp(feature, "avx2"))
+        return __builtin_cpu_supports("avx2");
+    if (!strcmp(feature, "fma"))
+        return __builtin_cpu_supports("fma");
+#endif
+    (void)feature;
+    return 0;
+}
+
+int
+cxr_dot_path_count(void)
+{
+    return N_PATHS;
+}
+
+const char *
+cxr_dot_path_name(int path)
+{
+    return path >= 0 && path < N_PATHS ? paths[path].name : NULL;
+}
+
+int
+cxr_dot_path_runs_here(int path)
+{
+    if (path < 0 || path >= N_PATHS)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (paths[path].feature[i] && !cpu_has(paths[path].feature[i]))
+            return 0;
+    return 1;
+}
+
+/* Against a double-precision product, on shapes that exercise every tile edge and the tail. */
+static int
+self_test(dot_fn fn)
+{
+    enum { N = 5, IN = 77, OUT = 11 };
+    static float x[N * IN], w[OUT * IN], bias[OUT], y[N * OUT], y1[OUT];
+    for (int i = 0; i < N * IN; i++)
+        x[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
+    for (int i = 0; i < OUT * IN; i++)
+        w[i] = (float)((i * 104729 % 197) - 98) / 98.0f;
+    for (int o = 0; o < OUT; o++)
+        bias[o] = (float)o / 7.0f - 0.5f;
+    fn(x, N, IN, OUT, w, bias, y, 0, OUT);
+    for (int b = 0; b < N; b++) {
+        fn(x + b * IN, 1, IN, OUT, w, bias, y1, 0, OUT);
+        if (memcmp(y1, y + b * OUT, sizeof y1) != 0)
+            return 0; /* a row alone must equal the same row in a batch */
+        for (int o = 0; o < OUT; o++) {
+            double s = bias[o], mag = fabs(bias[o]);
+            for (int k = 0; k < IN; k++) {
+                s += (double)x[b * IN + k] * w[o * IN + k];
+                mag += fabs((double)x[b * IN + k] * w[o * IN + k]);
+            }
+            if (!(fabs(y[b * OUT + o] - s) <= 1e-5 * mag))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+static int chosen = -1;
+static char description[160] = "not chosen";
+
+/* The first path that runs here and passes its self-test; CXR_DOT_PATH may name another that
+ * runs here (tests run every path this way). */
+static void
+choose(void)
+{
+    const char *want = getenv("CXR_DOT_PATH");
+    char failed[96] = "";
+    for (int p = 0; p < N_PATHS && chosen < 0; p++) {
+        if (!cxr_dot_path_runs_here(p) || (want && *want && strcmp(want, paths[p].name) != 0))
+            continue;
+        if (self_test(paths[p].fn))
+            chosen = p;
+        else
+            snprintf(failed + strlen(failed), sizeof failed - strlen(failed), " %s",
+                     paths[p].name);
+    }
+    int passed = chosen >= 0;
+    if (!passed) /* CXR_DOT_PATH names no path that runs here, or every one failed */
+        chosen = N_PATHS - 1;
+    snprintf(description, sizeof description, "fully connected inference: %s (%s%s%s)",
+             paths[chosen].name, passed ? "self-test passed" : "no path chosen",
+             *failed ? "; failed:" : "", failed);
+}
+
+const char *
+cxr_dot_describe(void)
+{
+    pthread_once(&choose_once, choose);
+    return description;
+}
+
+void
+cxr_dot_batch_path(int path, const float *x, int n, int in, int out, const float *w,
+                   const float *bias, float *y)
+{
+    paths[path].fn(x, n, in, out, w, bias, y, 0, out);
+}
+
+void
+cxr_dot_batch(const float *x, int n, int in, int out, const float *w, const float *bias, float *y)
+{
+    pthread_once(&choose_once, choose);
+    if (n > 0 && out > 0)
+        paths[chosen].fn(x, n, in, out, w, bias, y, 0, out);
+}
