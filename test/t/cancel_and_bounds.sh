@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..10"
+echo "1..12"
 db=cxr_cancel
 fresh_db $db
 tmp=$(mktemp -d)
@@ -92,6 +92,19 @@ set -- $(cancel_after "SELECT count(cxr.covid_predict(image)) FROM imgs, generat
 ms=$1; shift
 grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
 ok $? "scoring a 4000 x 4000 16-bit RGBA PNG returns ${ms} ms after pg_cancel_backend ($*)"
+
+# batch scoring: 64 images go through each layer together, and every layer polls per image;
+# cancelled mid-query, or stopped by statement_timeout
+set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 200) WHERE id < 4', batch_size => 64)" \
+                      2 "SELECT 1" cancel)
+ms=$1; shift
+grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
+ok $? "covid_predict_batch at batch 64 returns ${ms} ms after pg_cancel_backend ($*)"
+set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 200) WHERE id < 4', batch_size => 64)" \
+                      0 "SET statement_timeout = '2s'" timeout)
+ms=$1; shift
+grep -q "statement timeout" <<< "$*" && [ "$ms" -lt 3000 ]
+ok $? "statement_timeout = 2s stops covid_predict_batch after ${ms} ms ($*)"
 
 psql -X -q -d postgres -c "DROP DATABASE $db"
 rm -rf "$tmp"
