@@ -1,8 +1,10 @@
 # Sourced: starts a throwaway PostgreSQL 15 as the postgres user (PostgreSQL refuses to run as
 # root) in a temporary folder, exports PGHOST/PGPORT/PGUSER/PGDATABASE, and stops and removes
 # it when the calling script exits, unless CXR_PG_KEEP=1: then it keeps running and the calling
-# script's end says how to connect and how to stop it. CXR_PG_PORT sets the port (54329).
-pg_bin=/usr/lib/postgresql/15/bin
+# script's end says how to connect and how to stop it. CXR_PG_PORT sets the port (54329);
+# CXR_PG_BIN another PostgreSQL's binaries (a `make install DESTDIR=...` copy, with its own build
+# of the extension beside it).
+pg_bin=${CXR_PG_BIN:-/usr/lib/postgresql/15/bin}
 pg_dir=$(mktemp -d /tmp/cxr_attn_pg.XXXXXX)
 chmod 755 "$pg_dir"
 run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
