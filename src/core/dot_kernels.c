@@ -8,7 +8,7 @@
  * added to the first lanes, then a fixed pairwise tree, then the bias.
  *
  * Paths, chosen once from the CPU's features and checked against a double-precision product
- * before first use: AVX-512, AVX2 with FMA, and portable C. They may differ from each other in
+ * before first use: AVX-512 and AVX2 (with FMA), and portable C. They may differ from each other in
  * the last bits (fused multiply-add), never from run to run or batch to batch. */
 #include "cxr_layers.h"
 
@@ -19,71 +19,73 @@
 #include <string.h>
 
 #define LANES 16
-#define ROWS 2    /* images per tile */
-#define OUTS 4    /* outputs per tile */
-#define O_BLOCK 8 /* outputs whose weights stay in cache while the whole batch passes */
+#define B_BLOCK 8 /* images whose inputs stay in cache while every output's weights pass */
 
 typedef float v16 __attribute__((vector_size(LANES * sizeof(float))));
 
-/* Helpers take vectors by address: a vector argument's ABI differs between instruction sets. */
+/* One output's 16 lane sums (lanes[], the full blocks of k) completed: the tail (in % 16
+ * elements) added into lanes 0.., a fixed pairwise tree, then the bias. */
 static inline float
-lane_sum(const v16 *v)
+finish(float *lanes, const float *x, const float *w, int k0, int in, const float *bias, int o)
 {
-    float l[LANES];
-    memcpy(l, v, sizeof l);
+    for (int k = k0; k < in; k++)
+        lanes[k - k0] += x[k] * w[k];
     for (int width = LANES / 2; width > 0; width /= 2)
         for (int i = 0; i < width; i++)
-            l[i] += l[i + width];
-    return l[0];
+            lanes[i] += lanes[i + width];
+    return (bias ? bias[o] : 0.0f) + lanes[0];
 }
 
-/* The tail (in % 16 elements) goes into lanes 0.. of the accumulator, one product at a time. */
-static inline void
-add_tail(v16 *acc, const float *x, const float *w, int k0, int in)
-{
-    float l[LANES];
-    memcpy(l, acc, sizeof l);
-    for (int k = k0; k < in; k++)
-        l[k - k0] += x[k] * w[k];
-    memcpy(acc, l, sizeof l);
-}
+#define UNROLL _Pragma("GCC unroll 8")
 
-/* One body, compiled once per instruction set below. */
-#define DOT_BODY                                                                                   \
+/* One body per instruction set: VT, a vector of the set's width, NV of them per output (16
+ * lanes), and a tile of ROWS images x OUTS outputs (accumulators in registers; tiles at the
+ * edges reuse valid rows and drop the extra results). The tiling never changes the order in
+ * which an output is summed. */
+#define DOT_BODY(VT, NV, ROWS, OUTS)                                                               \
     int full = in - in % LANES;                                                                    \
-    for (int o0 = o_lo; o0 < o_hi; o0 += O_BLOCK) {                                                \
-        int o_end = o0 + O_BLOCK < o_hi ? o0 + O_BLOCK : o_hi;                                     \
-        for (int b0 = 0; b0 < n; b0 += ROWS) {                                                     \
-            int rows = n - b0 < ROWS ? n - b0 : ROWS;                                              \
-            for (int o = o0; o < o_end; o += OUTS) {                                               \
-                int outs = o_end - o < OUTS ? o_end - o : OUTS;                                    \
-                v16 acc[ROWS][OUTS];                                                               \
-                memset(acc, 0, sizeof acc);                                                        \
-                const float *xr[ROWS], *wr[OUTS];                                                  \
+    for (int b_lo = 0; b_lo < n; b_lo += B_BLOCK) {                                                \
+        int b_hi = b_lo + B_BLOCK < n ? b_lo + B_BLOCK : n;                                        \
+        for (int o = o_lo; o < o_hi; o += OUTS) {                                                  \
+            int outs = o_hi - o < OUTS ? o_hi - o : OUTS;                                          \
+            const float *wr[OUTS];                                                                 \
+            for (int j = 0; j < OUTS; j++)                                                         \
+                wr[j] = w + (size_t)(o + (j < outs ? j : 0)) * in;                                 \
+            for (int b0 = b_lo; b0 < b_hi; b0 += ROWS) {                                           \
+                int rows = b_hi - b0 < ROWS ? b_hi - b0 : ROWS;                                    \
+                const float *xr[ROWS];                                                             \
                 for (int r = 0; r < ROWS; r++)                                                     \
                     xr[r] = x + (size_t)(b0 + (r < rows ? r : 0)) * in;                            \
-                for (int j = 0; j < OUTS; j++)                                                     \
-                    wr[j] = w + (size_t)(o + (j < outs ? j : 0)) * in;                             \
-                for (int k = 0; k < full; k += LANES) {                                            \
-                    v16 wv[OUTS];                                                                  \
-                    for (int j = 0; j < OUTS; j++)                                                 \
-                        memcpy(&wv[j], wr[j] + k, sizeof(v16));                                   \
-                    for (int r = 0; r < ROWS; r++) {                                               \
-                        v16 xv;                                                                    \
-                        memcpy(&xv, xr[r] + k, sizeof xv);                                        \
-                        for (int j = 0; j < OUTS; j++)                                             \
-                            acc[r][j] += xv * wv[j];                                               \
+                VT acc[ROWS][OUTS][NV];                                                            \
+                UNROLL for (int r = 0; r < ROWS; r++)                                              \
+                    UNROLL for (int j = 0; j < OUTS; j++)                                          \
+                        UNROLL for (int h = 0; h < NV; h++)                                        \
+                            acc[r][j][h] = (VT){0};                                                \
+                for (int k = 0; k < full; k += LANES)                                              \
+                    UNROLL for (int h = 0; h < NV; h++) {                                          \
+                        int kh = k + h * (LANES / NV);                                             \
+                        VT wv[OUTS];                                                               \
+                        UNROLL for (int j = 0; j < OUTS; j++)                                      \
+                            __builtin_memcpy(&wv[j], wr[j] + kh, sizeof(VT));                      \
+                        UNROLL for (int r = 0; r < ROWS; r++) { /* one input row live at a time */ \
+                            VT xv;                                                                 \
+                            __builtin_memcpy(&xv, xr[r] + kh, sizeof(VT));                         \
+                            UNROLL for (int j = 0; j < OUTS; j++)                                  \
+                                acc[r][j][h] += xv * wv[j];                                        \
+                        }                                                                          \
                     }                                                                              \
-                }                                                                                  \
+                float lanes[ROWS][OUTS][LANES];                                                    \
+                __builtin_memcpy(lanes, acc, sizeof lanes);                                        \
                 for (int r = 0; r < rows; r++)                                                     \
-                    for (int j = 0; j < outs; j++) {                                               \
-                        add_tail(&acc[r][j], xr[r], wr[j], full, in);                              \
-                        y[(size_t)(b0 + r) * out + o + j] = (bias ? bias[o + j] : 0.0f) +         \
-                                                             lane_sum(&acc[r][j]);             \
-                    }                                                                              \
+                    for (int j = 0; j < outs; j++)                                                 \
+                        y[(size_t)(b0 + r) * out + o + j] =                                        \
+                            finish(lanes[r][j], xr[r], wr[j], full, in, bias, o + j);              \
             }                                                                                      \
         }                                                                                          \
     }
+
+typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
 
 typedef void (*dot_fn)(const float *x, int n, int in, int out, const float *w, const float *bias,
                        float *y, int o_lo, int o_hi);
@@ -95,24 +97,25 @@ static void
 dot_portable(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
              int o_lo, int o_hi)
 {
-    DOT_BODY
+    DOT_BODY(v4, 4, 1, 2)
 }
 #pragma GCC pop_options
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CXR_DOT_X86 1
-__attribute__((target("avx2,fma"))) static void
+/* The vector paths fuse each multiply-add (ISO C mode would not contract them). */
+__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void
 dot_avx2(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
          int o_lo, int o_hi)
 {
-    DOT_BODY
+    DOT_BODY(v8, 2, 2, 3)
 }
 
-__attribute__((target("avx512f"))) static void
+__attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))) static void
 dot_avx512(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
            int o_lo, int o_hi)
 {
-    DOT_BODY
+    DOT_BODY(v16, 1, 4, 4)
 }
 #endif
 
@@ -124,7 +127,7 @@ typedef struct {
 
 static const dot_path paths[] = {
 #ifdef CXR_DOT_X86
-    {"avx512", dot_avx512, {"avx512f", NULL}},
+    {"avx512", dot_avx512, {"avx512f", "fma"}},
     {"avx2", dot_avx2, {"avx2", "fma"}},
 #endif
     {"portable", dot_portable, {NULL, NULL}},
