@@ -11,6 +11,7 @@
 
 #include "cxr_blas.h"
 #include "cxr_graph.h"
+#include "cxr_winograd.h"
 
 static double
 now(void)
@@ -36,6 +37,8 @@ bench_network(const char *arch, int do_train)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
+    /* scoring runs on prepared models, as the extension's model cache prepares them */
+    cxr_model_prepare_inference(m);
     size_t img = (size_t)m->input_size * m->input_size;
     int batch = strcmp(arch, "resnet50") == 0 ? 32 : 64;
     float *x = malloc(sizeof(float) * img * batch), labels[64], logits[64];
@@ -60,6 +63,9 @@ bench_network(const char *arch, int do_train)
         cxr_model_forward_batch(m, x, 32, logits);
     printf("C %s batch32_img_s %.2f\n", arch, reps * 32 / (now() - t0));
     printf("C %s workspace_mib %.2f\n", arch, cxr_model_workspace_bytes(m) / 1048576.0);
+    printf("C %s prepared weights %.1f MiB beyond the %.1f MiB of parameters; batch-32 workspace "
+           "%.1f MiB\n", arch, cxr_model_prepared_bytes(m) / 1048576.0,
+           m->n_params * 4 / 1048576.0, cxr_model_batch_bytes(m, 32) / 1048576.0);
 
     if (do_train) {
         cxr_adam_config adam = {1e-4f, 0.9f, 0.999f, 1e-8f};
@@ -81,12 +87,65 @@ bench_network(const char *arch, int do_train)
     cxr_model_free(m);
 }
 
+/* The FMA peak of one core at the widest vector width the CPU has: independent accumulators,
+ * no memory traffic. */
+static const char *peak_isa = "scalar";
+
+#define PEAK_LOOP(VT)                                                                              \
+    VT acc[12], mul, add;                                                                          \
+    for (int i = 0; i < 12; i++)                                                                   \
+        acc[i] = (VT){0} + 0.001f * i;                                                             \
+    mul = (VT){0} + 0.999999f;                                                                     \
+    add = (VT){0} + 0.000001f;                                                                     \
+    double t0 = now();                                                                             \
+    for (long it = 0; it < iters; it++)                                                            \
+        for (int i = 0; i < 12; i++)                                                               \
+            acc[i] = acc[i] * mul + add;                                                           \
+    double dt = now() - t0;                                                                        \
+    float sink = 0;                                                                                \
+    for (int i = 0; i < 12; i++)                                                                   \
+        sink += acc[i][0];                                                                         \
+    return sink == 12345.0f ? 0 : 2.0 * 12 * sizeof(VT) / 4 * iters / dt / 1e9;
+
+typedef float pv16 __attribute__((vector_size(64)));
+typedef float pv8 __attribute__((vector_size(32)));
+__attribute__((target("avx512f,fma"), optimize("fp-contract=fast", "unroll-loops"))) static double
+peak_avx512(long iters)
+{
+    PEAK_LOOP(pv16)
+}
+__attribute__((target("avx2,fma"), optimize("fp-contract=fast", "unroll-loops"))) static double
+peak_avx2(long iters)
+{
+    PEAK_LOOP(pv8)
+}
+
+static double
+fma_peak(void)
+{
+    __builtin_cpu_init();
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double g = 0;
+        if (__builtin_cpu_supports("avx512f")) {
+            g = peak_avx512(20000000);
+            peak_isa = "avx512, 16 floats";
+        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            g = peak_avx2(20000000);
+            peak_isa = "avx2, 8 floats";
+        }
+        best = g > best ? g : best;
+    }
+    return best;
+}
+
 /* GFLOP/s of the conv layers of alexnet_attn2 on one image, and of square sgemm. */
 static void
 bench_gflops(void)
 {
     char err[CXR_ERR_LEN];
     cxr_model *m = cxr_model_create("alexnet_attn2", 1, 299, 1, err);
+    cxr_model_prepare_inference(m);
     double flops = 0;
     for (int i = 0; i < m->graph->n; i++) {
         const cxr_node *nd = &m->graph->nodes[i];
@@ -107,8 +166,11 @@ bench_gflops(void)
         double dt = now() - t0;
         best = dt < best ? dt : best;
     }
-    printf("C conv_gflops %.1f (whole forward, conv FLOPs only: %.2f GFLOP)\n", flops / best / 1e9,
-           flops / 1e9);
+    double peak = fma_peak();
+    printf("C conv_gflops %.1f (whole forward, direct-convolution FLOPs only: %.2f GFLOP), "
+           "%.0f%% of the FMA peak of one core, %.1f GFLOP/s (%s); %s\n",
+           flops / best / 1e9, flops / 1e9, 100 * flops / best / 1e9 / peak, peak, peak_isa,
+           cxr_winograd_describe());
     for (int n = 512; n <= 2048; n *= 2) {
         float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
               *c = malloc(sizeof(float) * n * n);

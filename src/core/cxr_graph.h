@@ -41,6 +41,7 @@ typedef struct {
     int consumers;  /* nodes reading this one's output */
     int alias;      /* output and gradient are its first input's buffers (in-place relu, flatten) */
     int folded;     /* conv reading the gray input once for all its identical channels */
+    long wino;      /* conv in inference: offset of its Winograd weights in m->wino, or -1 */
     int needs_grad; /* training: the gradient of this node's output is wanted */
     int trainable;  /* training: this node's parameters are updated */
 } cxr_node;

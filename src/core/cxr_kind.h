@@ -23,6 +23,11 @@ struct cxr_model_kind {
      * when interrupted, -2 when out of memory. batch_bytes: what it allocates for n images */
     int (*forward_batch)(cxr_model *m, const float *gray, int n, float *logits);
     size_t (*batch_bytes)(const cxr_model *m, int n);
+    /* faster inference for parameters that stay as they are (NULL: nothing to prepare); what
+     * preparing adds; undo it */
+    int (*prepare)(cxr_model *m);
+    size_t (*prepared_bytes)(const cxr_model *m);
+    void (*unprepare)(cxr_model *m);
     const float *(*attention)(const cxr_model *m, int layer); /* NULL: none at that layer */
     int (*attention_side)(const cxr_model *m, int layer);     /* 0: none at that layer */
     size_t (*workspace_bytes)(const cxr_model *m);

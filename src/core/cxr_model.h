@@ -62,6 +62,7 @@ struct cxr_model {
     cxr_graph *graph;
     float *folded;   /* the first conv summed over identical gray channels (NULL if not folded) */
     cxr_acts *infer; /* one image's workspace, allocated once */
+    float *wino;     /* Winograd weights of the convolutions that use them (prepared models) */
 };
 
 /* A fresh model with Xavier-uniform weights (zero biases, BN identity). */
@@ -90,6 +91,16 @@ size_t cxr_model_workspace_bytes(const cxr_model *m);
 float cxr_model_forward(cxr_model *m, const float *image);
 /* After cxr_model_forward: the attention map of conv layer L (side x side floats), or NULL. */
 const float *cxr_model_attention(const cxr_model *m, int layer);
+/* Readies a model whose parameters will not change again for faster inference: the Winograd
+ * weights of its stride-1 3x3 and 5x5 convolutions (cxr_winograd.h). The model then scores
+ * through them; its results may differ from an unprepared model's in the last bits. Training
+ * (cxr_trainer_create) undoes it. Returns 0, or -1 when out of memory (the model still scores,
+ * unprepared). */
+int cxr_model_prepare_inference(cxr_model *m);
+void cxr_model_unprepare(cxr_model *m);
+/* Bytes cxr_model_prepare_inference adds. */
+size_t cxr_model_prepared_bytes(const cxr_model *m);
+
 /* Batch inference: logits[i] for n images, bit for bit the single-image ones. A network runs
  * up to CXR_BATCH_IMAGES images through each layer at once (its fully connected layers then
  * read their weights once per batch), in a workspace of at most CXR_BATCH_WORKSPACE_BYTES

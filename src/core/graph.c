@@ -27,6 +27,7 @@ new_node(cxr_graph *g, const char *name, cxr_op op, const int *in, int n_in)
     memset(nd, 0, sizeof *nd);
     nd->op = op;
     nd->t_weight = nd->t_bias = nd->t_mean = nd->t_var = -1;
+    nd->wino = -1;
     char auto_name[32];
     if (!name) {
         snprintf(auto_name, sizeof auto_name, "%s%d", cxr_ops[op].name, g->n);

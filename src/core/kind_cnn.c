@@ -7,6 +7,7 @@
 
 #include "cxr_graph.h"
 #include "cxr_kind.h"
+#include "cxr_winograd.h"
 
 static int
 cnn_build(cxr_model *m, char *err)
@@ -64,6 +65,7 @@ cnn_build(cxr_model *m, char *err)
 static void
 cnn_release(cxr_model *m)
 {
+    free(m->wino);
     cxr_acts_free(m->infer);
     cxr_graph_free(m->graph);
     free(m->folded);
@@ -116,6 +118,67 @@ cnn_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
     }
     cxr_acts_free(a);
     return rc;
+}
+
+/* The convolutions a prepared model runs the Winograd way, and their weights' floats. */
+static size_t
+winograd_layout(cxr_model *m, int assign)
+{
+    size_t total = 0;
+    if (!cxr_winograd_enabled())
+        return 0;
+    for (int i = 0; i < m->graph->n; i++) {
+        cxr_node *nd = &m->graph->nodes[i];
+        if (nd->op != CXR_OP_CONV || nd->folded)
+            continue;
+        const cxr_node *x = &m->graph->nodes[nd->in[0]];
+        cxr_conv_shape s = {x->c, nd->cout, nd->k, nd->stride, nd->pad};
+        if (!cxr_winograd_applies(&s, x->h, x->w))
+            continue;
+        if (assign)
+            nd->wino = (long)total;
+        total += cxr_winograd_weight_floats(&s);
+    }
+    return total;
+}
+
+static void
+cnn_unprepare(cxr_model *m)
+{
+    free(m->wino);
+    m->wino = NULL;
+    for (int i = 0; i < m->graph->n; i++)
+        m->graph->nodes[i].wino = -1;
+}
+
+static size_t
+cnn_prepared_bytes(const cxr_model *m)
+{
+    return sizeof(float) * winograd_layout((cxr_model *)m, 0);
+}
+
+static int
+cnn_prepare(cxr_model *m)
+{
+    cnn_unprepare(m);
+    size_t total = winograd_layout(m, 0);
+    if (!total)
+        return 0;
+    m->wino = malloc(sizeof(float) * total);
+    if (!m->wino) {
+        cnn_unprepare(m);
+        return -1;
+    }
+    winograd_layout(m, 1);
+    for (int i = 0; i < m->graph->n; i++) {
+        const cxr_node *nd = &m->graph->nodes[i];
+        if (nd->wino < 0)
+            continue;
+        const cxr_node *x = &m->graph->nodes[nd->in[0]];
+        cxr_conv_shape s = {x->c, nd->cout, nd->k, nd->stride, nd->pad};
+        cxr_winograd_weights(&s, cxr_param(m, nd->t_weight), m->wino + nd->wino);
+    }
+    return 0;
 }
 
 static const float *
@@ -212,6 +275,9 @@ const cxr_model_kind cxr_kind_cnn = {
     .forward = cnn_forward,
     .forward_batch = cnn_forward_batch,
     .batch_bytes = cnn_batch_bytes,
+    .prepare = cnn_prepare,
+    .prepared_bytes = cnn_prepared_bytes,
+    .unprepare = cnn_unprepare,
     .attention = cnn_attention,
     .attention_side = cnn_attention_side,
     .workspace_bytes = cnn_workspace_bytes,

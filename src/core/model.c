@@ -434,6 +434,25 @@ cxr_model_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
     return cxr_interrupt_requested() ? -1 : 0;
 }
 
+int
+cxr_model_prepare_inference(cxr_model *m)
+{
+    return m->kind->prepare ? m->kind->prepare(m) : 0;
+}
+
+void
+cxr_model_unprepare(cxr_model *m)
+{
+    if (m->kind->unprepare)
+        m->kind->unprepare(m);
+}
+
+size_t
+cxr_model_prepared_bytes(const cxr_model *m)
+{
+    return m->kind->prepared_bytes ? m->kind->prepared_bytes(m) : 0;
+}
+
 size_t
 cxr_model_batch_bytes(const cxr_model *m, int n)
 {

@@ -8,6 +8,7 @@
 #include "cxr_blas.h"
 #include "cxr_graph.h"
 #include "cxr_interrupt.h"
+#include "cxr_winograd.h"
 
 static const cxr_bn_config bn_cfg = {1e-5f, 0.1f};
 
@@ -108,7 +109,13 @@ conv_col(const cxr_graph *g, const cxr_node *nd)
 {
     cxr_conv_shape s = conv_shape_of(g, nd);
     const cxr_node *x = in_node(g, nd, 0);
-    return cxr_conv_col_floats(&s, x->h, x->w);
+    size_t col = cxr_conv_col_floats(&s, x->h, x->w);
+    /* a prepared model may run this layer the Winograd way (cxr_model_prepare_inference) */
+    if (!nd->folded && cxr_winograd_applies(&s, x->h, x->w)) {
+        size_t wino = cxr_winograd_scratch_floats(&s, x->h, x->w);
+        col = wino > col ? wino : col;
+    }
+    return col;
 }
 
 static int
@@ -119,11 +126,15 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     cxr_conv_shape s = conv_shape_of(m->graph, nd);
     const float *w = nd->folded ? m->folded : cxr_param(m, nd->t_weight);
     size_t in_f = (size_t)s.cin * x->h * x->w, out_f = FLOATS(nd);
+    const float *u = !a->training && m->wino && nd->wino >= 0 ? m->wino + nd->wino : NULL;
     for (int b = 0; b < a->n; b++) {
         CXR_STOP_IF_INTERRUPTED();
-        cxr_conv_forward(&s, a->out[nd->in[0]] + b * in_f, x->h, x->w, w,
-                         cxr_param(m, nd->t_bias), a->out[nd - m->graph->nodes] + b * out_f,
-                         a->col);
+        const float *xin = a->out[nd->in[0]] + b * in_f;
+        float *y = a->out[nd - m->graph->nodes] + b * out_f;
+        if (u)
+            cxr_winograd_forward(&s, xin, x->h, x->w, u, cxr_param(m, nd->t_bias), y, a->col);
+        else
+            cxr_conv_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);
     }
     return 0;
 }

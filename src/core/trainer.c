@@ -58,6 +58,7 @@ cxr_trainer_create(cxr_model *m, int max_batch, const cxr_adam_config *adam)
     cxr_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    cxr_model_unprepare(m); /* its parameters are about to change */
     t->model = m;
     t->max_batch = max_batch;
     t->adam = *adam;

@@ -33,6 +33,7 @@ load(const char *path)
         fprintf(stderr, "%s: %s\n", path, err);
         exit(2);
     }
+    cxr_model_prepare_inference(m); /* as the extension's model cache does */
     return m;
 }
 

@@ -247,6 +247,28 @@ check_config(const char *dir, const char *cfg)
     cxr_model_forward_batch(m, input, batch, blog);
     CHECK(memcmp(blog, logits, sizeof(float) * batch) == 0, "%s: batch differs from single", cfg);
 
+    /* prepared for inference (Winograd convolutions where they apply): the same bounds */
+    CHECK(cxr_model_prepare_inference(m) == 0, "%s: prepare", cfg);
+    float plog[8];
+    for (int i = 0; i < batch; i++) {
+        plog[i] = cxr_model_forward(m, input + (size_t)i * side * side);
+        for (int t = 0; t < m->n_taps; t++) {
+            int layer = m->taps[t], s = cxr_model_attention_side(m, layer);
+            char name[16];
+            snprintf(name, sizeof name, "alpha%d", layer);
+            const float *wa = fx_tensor(&fx, name, NULL) + (size_t)i * s * s;
+            double ea = rel_error(cxr_model_attention(m, layer), wa, (size_t)s * s);
+            CHECK(ea <= 1e-4, "%s prepared, image %d %s: relative error %.3g", cfg, i, name, ea);
+        }
+    }
+    e = rel_error(plog, want, batch);
+    CHECK(e <= 1e-4, "%s prepared eval logits: relative error %.3g", cfg, e);
+    cxr_model_forward_batch(m, input, batch, blog);
+    CHECK(memcmp(blog, plog, sizeof(float) * batch) == 0, "%s: prepared batch differs from single",
+          cfg);
+    printf("  %-26s prepared (%s): eval logits rel err %.2e\n", cfg,
+           m->wino ? "Winograd layers" : "nothing to prepare", e);
+
     if (getenv("CXR_REFERENCE_INFERENCE_ONLY")) { /* another dot path: inference is all it changes */
         cxr_model_free(m);
         cxr_st_free(&fx);

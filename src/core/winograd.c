@@ -1,0 +1,309 @@
+/* Winograd convolution for inference: F(2x2, 5x5) and F(4x4, 3x3), stride 1, any padding.
+ *
+ * Why: alexnet's conv2 and conv3 are 5x5 and hold 90% of a forward pass's multiplications. On
+ * a 6x6 input tile, F(2x2, 5x5) makes 4 outputs with 36 multiplications instead of 100, and
+ * F(4x4, 3x3) makes 16 with 36 instead of 144. Both use the interpolation points 0, 1, -1, 2,
+ * -2 and infinity, so they share one input transform B^T (6x6). The matrices were derived by
+ * the Cook-Toom construction (A^T: powers of the points; G: the Lagrange weights; B^T solved
+ * from A^T and G) and are checked here against a direct convolution before first use.
+ *
+ * Layout, per image: V[36][cin][tiles] = B^T d B for each 6x6 input tile, M[36] = U[36] V[36]
+ * as 36 GEMMs (cout x cin times cin x tiles), then y = A^T M A for each tile. U[36][cout][cin]
+ * = G g G^T is computed once per model (cxr_model_prepare_inference). */
+#include "cxr_winograd.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cxr_blas.h"
+
+#define A 6 /* tile side */
+
+/* B^T, as bt_rows applies it */
+static const float BT[A][A] __attribute__((unused)) = {
+    {4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1},
+};
+/* F(2, 5); A^T = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}} (at_rows) */
+static const float G5[A][5] = {
+    {1.0f / 4, 0, 0, 0, 0},
+    {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
+    {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+    {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
+    {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
+    {0, 0, 0, 0, 1},
+};
+/* F(4, 3); A^T = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0},
+ * {0, 1, -1, 8, -8, 1}} (at_rows) */
+static const float G3[A][3] = {
+    {1.0f / 4, 0, 0}, {-1.0f / 6, -1.0f / 6, -1.0f / 6}, {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+    {1.0f / 24, 1.0f / 12, 1.0f / 6}, {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0, 0, 1},
+};
+
+/* outputs per tile side */
+static int
+tile_out(int k)
+{
+    return k == 5 ? 2 : 4;
+}
+
+static int enabled = -1; /* -1: not decided yet */
+static char description[128] = "not checked";
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+int
+cxr_winograd_applies(const cxr_conv_shape *s, int h, int w)
+{
+    if (s->stride != 1 || (s->k != 3 && s->k != 5) || s->cin < 8)
+        return 0;
+    int oh = cxr_conv_out_size(h, s->k, 1, s->pad), ow = cxr_conv_out_size(w, s->k, 1, s->pad);
+    /* a map of fewer outputs than a tile wastes most of the tile's work */
+    return oh >= tile_out(s->k) * 2 && ow >= tile_out(s->k) * 2;
+}
+
+static void
+tiles_of(const cxr_conv_shape *s, int h, int w, int *oh, int *ow, int *th, int *tw)
+{
+    int m = tile_out(s->k);
+    *oh = cxr_conv_out_size(h, s->k, 1, s->pad);
+    *ow = cxr_conv_out_size(w, s->k, 1, s->pad);
+    *th = (*oh + m - 1) / m;
+    *tw = (*ow + m - 1) / m;
+}
+
+size_t
+cxr_winograd_weight_floats(const cxr_conv_shape *s)
+{
+    return (size_t)A * A * s->cout * s->cin;
+}
+
+size_t
+cxr_winograd_scratch_floats(const cxr_conv_shape *s, int h, int w)
+{
+    int oh, ow, th, tw;
+    tiles_of(s, h, w, &oh, &ow, &th, &tw);
+    return (size_t)A * A * th * tw * ((size_t)s->cin + s->cout);
+}
+
+void
+cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
+{
+    int k = s->k;
+    const float *G = k == 5 ? &G5[0][0] : &G3[0][0];
+    size_t plane = (size_t)s->cout * s->cin;
+    for (int o = 0; o < s->cout; o++)
+        for (int c = 0; c < s->cin; c++) {
+            const float *g = weight + ((size_t)o * s->cin + c) * k * k;
+            float t[A][5]; /* G g */
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < k; j++) {
+                    float acc = 0;
+                    for (int l = 0; l < k; l++)
+                        acc += G[i * k + l] * g[l * k + j];
+                    t[i][j] = acc;
+                }
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < A; j++) { /* (G g) G^T */
+                    float acc = 0;
+                    for (int l = 0; l < k; l++)
+                        acc += t[i][l] * G[j * k + l];
+                    u[(size_t)(i * A + j) * plane + (size_t)o * s->cin + c] = acc;
+                }
+        }
+}
+
+/* The transforms work on L tiles at once, one tile per lane, so the compiler vectorises them
+ * (constant trip counts; target clones for AVX-512 and AVX2, same arithmetic, no fusing). */
+#define L 16
+#define LANES_LOOP for (int l = 0; l < L; l++)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* o = B^T d over 6 rows of L lanes (rows `stride` floats apart) */
+static inline __attribute__((always_inline)) void
+bt_rows(const float *d, size_t ds, float *o, size_t os)
+{
+    const float *d0 = d, *d1 = d + ds, *d2 = d + 2 * ds, *d3 = d + 3 * ds, *d4 = d + 4 * ds,
+                *d5 = d + 5 * ds;
+    LANES_LOOP
+    {
+        o[l] = 4 * d0[l] - 5 * d2[l] + d4[l];
+        o[os + l] = -4 * d1[l] - 4 * d2[l] + d3[l] + d4[l];
+        o[2 * os + l] = 4 * d1[l] - 4 * d2[l] - d3[l] + d4[l];
+        o[3 * os + l] = -2 * d1[l] - d2[l] + 2 * d3[l] + d4[l];
+        o[4 * os + l] = 2 * d1[l] - d2[l] - 2 * d3[l] + d4[l];
+        o[5 * os + l] = 4 * d1[l] - 5 * d3[l] + d5[l];
+    }
+}
+
+/* o = A^T m over 6 rows of L lanes: 2 rows for F(2, 5), 4 for F(4, 3) */
+static inline __attribute__((always_inline)) void
+at_rows(int k, const float *m, size_t ms, float *o, size_t os)
+{
+    const float *m0 = m, *m1 = m + ms, *m2 = m + 2 * ms, *m3 = m + 3 * ms, *m4 = m + 4 * ms,
+                *m5 = m + 5 * ms;
+    if (k == 5)
+        LANES_LOOP
+        {
+            o[l] = m0[l] + m1[l] + m2[l] + m3[l] + m4[l];
+            o[os + l] = m1[l] - m2[l] + 2 * m3[l] - 2 * m4[l] + m5[l];
+        }
+    else
+        LANES_LOOP
+        {
+            o[l] = m0[l] + m1[l] + m2[l] + m3[l] + m4[l];
+            o[os + l] = m1[l] - m2[l] + 2 * (m3[l] - m4[l]);
+            o[2 * os + l] = m1[l] + m2[l] + 4 * (m3[l] + m4[l]);
+            o[3 * os + l] = m1[l] - m2[l] + 8 * (m3[l] - m4[l]) + m5[l];
+        }
+}
+
+/* V[xi][c][t0 .. t0 + n) for up to L tiles of tile row ty, channel c */
+CLONES static void
+input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int ty, int tx0,
+            int n, float *V, size_t T, size_t t0)
+{
+    float d[A][A][L], t[A][A][L], v[A][A][L];
+    for (int i = 0; i < A; i++) {
+        int iy = ty * m - s->pad + i;
+        for (int j = 0; j < A; j++)
+            for (int l = 0; l < L; l++) {
+                int ix = (tx0 + l) * m - s->pad + j;
+                d[i][j][l] = l < n && iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0;
+            }
+    }
+    for (int j = 0; j < A; j++) /* columns: t[.][j] = B^T d[.][j] */
+        bt_rows(&d[0][j][0], A * L, &t[0][j][0], A * L);
+    for (int i = 0; i < A; i++) /* rows: v[i][.] = t[i][.] B */
+        bt_rows(&t[i][0][0], L, &v[i][0][0], L);
+    for (int xi = 0; xi < A * A; xi++)
+        memcpy(V + (size_t)xi * s->cin * T + t0, v[xi / A][xi % A], sizeof(float) * n);
+}
+
+/* y for up to L tiles from M[xi][o][t0 .. t0 + n) */
+CLONES static void
+output_tiles(const cxr_conv_shape *s, const float *M, size_t T, size_t t0, int n, int o, float b,
+             float *out, int oh, int ow, int tw, int m)
+{
+    float mm[A][A][L], t[4][A][L], yv[4][4][L];
+    for (int xi = 0; xi < A * A; xi++) {
+        memcpy(mm[xi / A][xi % A], M + ((size_t)xi * s->cout + o) * T + t0, sizeof(float) * n);
+        for (int l = n; l < L; l++)
+            mm[xi / A][xi % A][l] = 0;
+    }
+    for (int j = 0; j < A; j++) /* columns */
+        at_rows(s->k, &mm[0][j][0], A * L, &t[0][j][0], A * L);
+    for (int i = 0; i < m; i++) /* rows */
+        at_rows(s->k, &t[i][0][0], L, &yv[i][0][0], L);
+    for (int l = 0; l < n; l++) {
+        int tile = (int)(t0 + l), oy0 = tile / tw * m, ox0 = tile % tw * m;
+        for (int i = 0; i < m && oy0 + i < oh; i++)
+            for (int j = 0; j < m && ox0 + j < ow; j++)
+                out[(oy0 + i) * ow + ox0 + j] = b + yv[i][j][l];
+    }
+}
+
+void
+cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *u,
+                     const float *bias, float *y, float *scratch)
+{
+    int oh, ow, th, tw, m = tile_out(s->k);
+    tiles_of(s, h, w, &oh, &ow, &th, &tw);
+    size_t T = (size_t)th * tw;
+    float *V = scratch, *M = scratch + (size_t)A * A * s->cin * T;
+    /* input transform: V[xi][c][t] = (B^T d B)[xi], tile rows in chunks of L tiles */
+    for (int c = 0; c < s->cin; c++)
+        for (int ty = 0; ty < th; ty++)
+            for (int tx0 = 0; tx0 < tw; tx0 += L)
+                input_tiles(s, x + (size_t)c * h * w, h, w, m, ty, tx0, tw - tx0 < L ? tw - tx0 : L,
+                            V + (size_t)c * T, T, (size_t)ty * tw + tx0);
+    /* 36 products: M[xi] (cout x T) = U[xi] (cout x cin) V[xi] (cin x T) */
+    for (int xi = 0; xi < A * A; xi++)
+        cxr_sgemm(0, 0, s->cout, (int)T, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
+                  V + (size_t)xi * s->cin * T, (int)T, 0.0f, M + (size_t)xi * s->cout * T, (int)T);
+    /* output transform: y = A^T M A, plus the bias, for the outputs inside the map */
+    for (int o = 0; o < s->cout; o++)
+        for (size_t t0 = 0; t0 < T; t0 += L)
+            output_tiles(s, M, T, t0, T - t0 < L ? (int)(T - t0) : L, o, bias ? bias[o] : 0.0f,
+                         y + (size_t)o * oh * ow, oh, ow, tw, m);
+}
+
+/* Against a direct convolution in double precision, for both kernel sizes and odd sizes. */
+static int
+self_test(void)
+{
+    static const int cases[][5] = {{5, 2, 8, 11, 13}, {3, 1, 9, 10, 9}, {5, 0, 8, 14, 12}};
+    int ok = 1;
+    for (int n = 0; n < 3 && ok; n++) {
+        cxr_conv_shape s = {cases[n][2], 5, cases[n][0], 1, cases[n][1]};
+        int h = cases[n][3], w = cases[n][4], k = s.k;
+        int oh = cxr_conv_out_size(h, k, 1, s.pad), ow = cxr_conv_out_size(w, k, 1, s.pad);
+        float *x = malloc(sizeof(float) * s.cin * h * w);
+        float *wt = malloc(sizeof(float) * s.cout * s.cin * k * k);
+        float *u = malloc(sizeof(float) * cxr_winograd_weight_floats(&s));
+        float *scr = malloc(sizeof(float) * cxr_winograd_scratch_floats(&s, h, w));
+        float *y = malloc(sizeof(float) * s.cout * oh * ow), bias[5] = {0.5f, -1, 0, 2, 0.25f};
+        if (!x || !wt || !u || !scr || !y) {
+            ok = 0;
+        } else {
+            for (int i = 0; i < s.cin * h * w; i++)
+                x[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
+            for (int i = 0; i < s.cout * s.cin * k * k; i++)
+                wt[i] = (float)((i * 104729 % 197) - 98) / 98.0f;
+            cxr_winograd_weights(&s, wt, u);
+            cxr_winograd_forward(&s, x, h, w, u, bias, y, scr);
+            for (int o = 0; o < s.cout && ok; o++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        double acc = bias[o], mag = fabs(bias[o]);
+                        for (int c = 0; c < s.cin; c++)
+                            for (int i = 0; i < k; i++)
+                                for (int j = 0; j < k; j++) {
+                                    int iy = oy - s.pad + i, ix = ox - s.pad + j;
+                                    if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                        continue;
+                                    double p = (double)x[(c * h + iy) * w + ix] *
+                                               wt[((o * s.cin + c) * k + i) * k + j];
+                                    acc += p;
+                                    mag += fabs(p);
+                                }
+                        if (!(fabs(y[(o * oh + oy) * ow + ox] - acc) <= 1e-5 * mag))
+                            ok = 0;
+                    }
+        }
+        free(x), free(wt), free(u), free(scr), free(y);
+    }
+    return ok;
+}
+
+static void
+decide(void)
+{
+    const char *want = getenv("CXR_CONV_PATH");
+    if (want && !strcmp(want, "direct")) {
+        enabled = 0;
+        snprintf(description, sizeof description, "convolution: im2col + sgemm (CXR_CONV_PATH)");
+        return;
+    }
+    enabled = self_test();
+    snprintf(description, sizeof description,
+             enabled ? "convolution: Winograd F(2x2,5x5) and F(4x4,3x3) for stride-1 layers, "
+                       "im2col + sgemm for the others (self-test passed)"
+                     : "convolution: im2col + sgemm (Winograd failed its self-test)");
+}
+
+int
+cxr_winograd_enabled(void)
+{
+    pthread_once(&once, decide);
+    return enabled;
+}
+
+const char *
+cxr_winograd_describe(void)
+{
+    pthread_once(&once, decide);
+    return description;
+}

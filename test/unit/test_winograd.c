@@ -1,0 +1,78 @@
+/* Winograd convolution (F(2x2,5x5), F(4x4,3x3)) against a direct convolution computed here in
+ * double precision, on shapes that leave partial tiles at the right and bottom edges, every
+ * padding a layer can have, and channel counts that are not multiples of anything; and the
+ * gating: stride 2, 1x1, 11x11 and maps smaller than two tiles stay on im2col + sgemm. */
+#include <string.h>
+
+#include "cxr_winograd.h"
+#include "harness.h"
+
+static double
+check(int k, int pad, int cin, int cout, int h, int w, uint32_t seed)
+{
+    cxr_conv_shape s = {cin, cout, k, 1, pad};
+    int oh = cxr_conv_out_size(h, k, 1, pad), ow = cxr_conv_out_size(w, k, 1, pad);
+    float *x = malloc(sizeof(float) * cin * h * w), *wt = malloc(sizeof(float) * cout * cin * k * k);
+    float *b = malloc(sizeof(float) * cout), *y = malloc(sizeof(float) * cout * oh * ow);
+    float *u = malloc(sizeof(float) * cxr_winograd_weight_floats(&s));
+    float *scr = malloc(sizeof(float) * cxr_winograd_scratch_floats(&s, h, w));
+    harness_fill(x, (size_t)cin * h * w, seed);
+    harness_fill(wt, (size_t)cout * cin * k * k, seed + 1);
+    harness_fill(b, cout, seed + 2);
+    cxr_winograd_weights(&s, wt, u);
+    cxr_winograd_forward(&s, x, h, w, u, b, y, scr);
+    double worst = 0;
+    for (int o = 0; o < cout; o++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double acc = b[o], mag = fabs(b[o]);
+                for (int c = 0; c < cin; c++)
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++) {
+                            int iy = oy - pad + i, ix = ox - pad + j;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                continue;
+                            double p = (double)x[(c * h + iy) * w + ix] * wt[((o * cin + c) * k + i) * k + j];
+                            acc += p;
+                            mag += fabs(p);
+                        }
+                double e = fabs(y[(o * oh + oy) * ow + ox] - acc) / (mag > 0 ? mag : 1);
+                worst = e > worst ? e : worst;
+            }
+    free(x), free(wt), free(b), free(y), free(u), free(scr);
+    return worst;
+}
+
+int
+main(void)
+{
+    printf("  %s\n", cxr_winograd_describe());
+    CHECK(cxr_winograd_enabled(), "Winograd passes its self-test on this machine");
+    static const int cases[][6] = {
+        /* k, pad, cin, cout, h, w */
+        {5, 2, 8, 3, 9, 9},    {5, 2, 13, 7, 36, 36}, {5, 2, 19, 5, 17, 17}, {5, 0, 8, 4, 12, 15},
+        {5, 1, 9, 2, 10, 23},  {5, 4, 8, 3, 5, 6},    {3, 1, 8, 5, 8, 8},    {3, 1, 17, 3, 14, 14},
+        {3, 0, 8, 4, 11, 9},   {3, 2, 10, 2, 7, 13},  {3, 1, 33, 6, 56, 29},
+    };
+    double worst = 0;
+    for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
+        const int *c = cases[n];
+        double e = check(c[0], c[1], c[2], c[3], c[4], c[5], 11 + (uint32_t)n);
+        /* float32 Winograd: the transforms' constants (up to 8 and 1/24) cost a few digits, more
+         * for F(4x4,3x3) (A^T holds 8s) than for F(2x2,5x5); direct float32 is near 1e-7 */
+        CHECK(e <= (c[0] == 3 ? 5e-6 : 2e-6), "k%d pad %d %dx%d, %d -> %d channels: error %.3g of the magnitude", c[0],
+              c[1], c[4], c[5], c[2], c[3], e);
+        worst = e > worst ? e : worst;
+    }
+    printf("  worst error against direct convolution in double precision: %.3g of the magnitude\n",
+           worst);
+    cxr_conv_shape strided = {64, 8, 5, 2, 2}, pointwise = {64, 8, 1, 1, 0}, big = {3, 64, 11, 1, 2},
+                   narrow = {4, 8, 3, 1, 1}, fine = {64, 8, 3, 1, 1};
+    CHECK(!cxr_winograd_applies(&strided, 36, 36), "stride 2 stays direct");
+    CHECK(!cxr_winograd_applies(&pointwise, 36, 36), "1x1 stays direct");
+    CHECK(!cxr_winograd_applies(&big, 36, 36), "11x11 stays direct");
+    CHECK(!cxr_winograd_applies(&narrow, 36, 36), "fewer than 8 input channels stays direct");
+    CHECK(!cxr_winograd_applies(&fine, 3, 3), "a 3x3 map (less than two tiles) stays direct");
+    CHECK(cxr_winograd_applies(&fine, 8, 8), "an 8x8 map of a 3x3 layer is Winograd");
+    return harness_finish("test_winograd");
+}
