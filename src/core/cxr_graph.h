@@ -90,10 +90,11 @@ typedef struct {
     const char *name;
     /* output shape from the inputs' shapes; declares parameter tensors. 0, or -1 with err */
     int (*shape)(cxr_graph *g, cxr_node *nd, char *err);
-    /* floats per image of aux and feat buffers, and of one image's im2col scratch */
+    /* floats per image of aux and feat buffers, and of one image's im2col scratch (for training,
+     * or for inference) */
     size_t (*aux_floats)(const cxr_graph *g, const cxr_node *nd, int training);
     size_t (*feat_floats)(const cxr_graph *g, const cxr_node *nd);
-    size_t (*col_floats)(const cxr_graph *g, const cxr_node *nd);
+    size_t (*col_floats)(const cxr_graph *g, const cxr_node *nd, int training);
     /* 0, or -1 when interrupted; dropout_seed only for dropout in training */
     int (*forward)(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t dropout_seed);
     /* grad: the model's gradient buffer (parameter layout); acc[i]: input i's gradient already

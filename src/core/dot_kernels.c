@@ -103,15 +103,21 @@ dot_portable(const float *x, int n, int in, int out, const float *w, const float
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CXR_DOT_X86 1
-/* The vector paths fuse each multiply-add (ISO C mode would not contract them). */
-__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) static void
+/* The vector paths fuse each multiply-add (ISO C mode would not contract them). Clang (the
+ * JIT bitcode PostgreSQL keeps beside the library) has no such attribute. */
+#ifdef __clang__
+#define FUSED
+#else
+#define FUSED optimize("fp-contract=fast")
+#endif
+__attribute__((target("avx2,fma"), FUSED)) static void
 dot_avx2(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
          int o_lo, int o_hi)
 {
     DOT_BODY(v8, 2, 2, 3)
 }
 
-__attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))) static void
+__attribute__((target("avx512f,fma"), FUSED)) static void
 dot_avx512(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
            int o_lo, int o_hi)
 {

@@ -359,7 +359,7 @@ layout(const cxr_model *m, cxr_acts *a)
         }
         if (nd->alias && i > last[root(g, i)])
             last[root(g, i)] = i;
-        size_t c = cxr_ops[nd->op].col_floats ? cxr_ops[nd->op].col_floats(g, nd) : 0;
+        size_t c = cxr_ops[nd->op].col_floats ? cxr_ops[nd->op].col_floats(g, nd, tr) : 0;
         col = c > col ? c : col;
         if (tr && nd->consumers > 1 && cxr_node_floats(nd) > scratch)
             scratch = cxr_node_floats(nd);

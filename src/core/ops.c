@@ -105,13 +105,13 @@ conv_shape(cxr_graph *g, cxr_node *nd, char *err)
 }
 
 static size_t
-conv_col(const cxr_graph *g, const cxr_node *nd)
+conv_col(const cxr_graph *g, const cxr_node *nd, int training)
 {
     cxr_conv_shape s = conv_shape_of(g, nd);
     const cxr_node *x = in_node(g, nd, 0);
     size_t col = cxr_conv_col_floats(&s, x->h, x->w);
     /* a prepared model may run this layer the Winograd way (cxr_model_prepare_inference) */
-    if (!nd->folded && cxr_winograd_applies(&s, x->h, x->w)) {
+    if (!training && !nd->folded && cxr_winograd_applies(&s, x->h, x->w)) {
         size_t wino = cxr_winograd_scratch_floats(&s, x->h, x->w);
         col = wino > col ? wino : col;
     }
@@ -747,8 +747,9 @@ attention_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad,
 }
 
 static size_t
-attention_col_total(const cxr_graph *g, const cxr_node *nd)
+attention_col_total(const cxr_graph *g, const cxr_node *nd, int training)
 {
+    (void)training;
     return attention_col(g, nd) + nd->dim; /* plus a throwaway dg when g needs none */
 }
 
