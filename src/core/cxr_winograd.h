@@ -5,7 +5,7 @@
 #include "cxr_layers.h"
 
 /* Whether a layer of shape s on an h x w input is computed this way (stride 1, 3x3 or 5x5, at
- * least 8 input channels, a map of at least two tiles a side). */
+ * least 8 input channels, a map of at least 16 tiles). */
 int cxr_winograd_applies(const cxr_conv_shape *s, int h, int w);
 /* Transformed weights U (36 x cout x cin floats) of weight [cout][cin][k][k]. */
 size_t cxr_winograd_weight_floats(const cxr_conv_shape *s);

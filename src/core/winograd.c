@@ -60,8 +60,9 @@ cxr_winograd_applies(const cxr_conv_shape *s, int h, int w)
     if (s->stride != 1 || (s->k != 3 && s->k != 5) || s->cin < 8)
         return 0;
     int oh = cxr_conv_out_size(h, s->k, 1, s->pad), ow = cxr_conv_out_size(w, s->k, 1, s->pad);
-    /* a map of fewer outputs than a tile wastes most of the tile's work */
-    return oh >= tile_out(s->k) * 2 && ow >= tile_out(s->k) * 2;
+    /* the 36 products have one column per tile: below 16 tiles they are too thin to pay */
+    int m = tile_out(s->k);
+    return ((oh + m - 1) / m) * ((ow + m - 1) / m) >= 16;
 }
 
 static void
