@@ -206,29 +206,108 @@ output_tiles(const cxr_conv_shape *s, const float *M, size_t T, size_t t0, int n
     }
 }
 
+/* One layer's work, in three phases, each split in parts: part p of `parts` does its share. */
+typedef struct {
+    const cxr_conv_shape *s;
+    const float *x, *u, *bias;
+    float *y, *V, *M;
+    int h, w, oh, ow, th, tw, m, parts;
+    size_t T;
+} layer_job;
+
+typedef struct {
+    const layer_job *job;
+    int part, phase;
+} part_arg;
+
+static void
+share(int n, int part, int parts, int *lo, int *hi)
+{
+    *lo = (int)((long)n * part / parts);
+    *hi = (int)((long)n * (part + 1) / parts);
+}
+
+static void
+run_part(const layer_job *j, int part, int phase)
+{
+    const cxr_conv_shape *s = j->s;
+    int lo, hi;
+    if (phase == 0) { /* input transform: V[xi][c][t] = (B^T d B)[xi], L tiles at a time */
+        share(s->cin, part, j->parts, &lo, &hi);
+        for (int c = lo; c < hi; c++)
+            for (int ty = 0; ty < j->th; ty++)
+                for (int tx0 = 0; tx0 < j->tw; tx0 += L)
+                    input_tiles(s, j->x + (size_t)c * j->h * j->w, j->h, j->w, j->m, ty, tx0,
+                                j->tw - tx0 < L ? j->tw - tx0 : L, j->V + (size_t)c * j->T, j->T,
+                                (size_t)ty * j->tw + tx0);
+    } else if (phase == 1) { /* M[xi] (cout x T) = U[xi] (cout x cin) V[xi] (cin x T) */
+        share(A * A, part, j->parts, &lo, &hi);
+        for (int xi = lo; xi < hi; xi++)
+            cxr_sgemm(0, 0, s->cout, (int)j->T, s->cin, 1.0f,
+                      j->u + (size_t)xi * s->cout * s->cin, s->cin,
+                      j->V + (size_t)xi * s->cin * j->T, (int)j->T, 0.0f,
+                      j->M + (size_t)xi * s->cout * j->T, (int)j->T);
+    } else { /* y = A^T M A, plus the bias, for the outputs inside the map */
+        share(s->cout, part, j->parts, &lo, &hi);
+        for (int o = lo; o < hi; o++)
+            for (size_t t0 = 0; t0 < j->T; t0 += L)
+                output_tiles(s, j->M, j->T, t0, j->T - t0 < L ? (int)(j->T - t0) : L, o,
+                             j->bias ? j->bias[o] : 0.0f, j->y + (size_t)o * j->oh * j->ow,
+                             j->oh, j->ow, j->tw, j->m);
+    }
+}
+
+static void *
+part_main(void *arg)
+{
+    const part_arg *a = arg;
+    run_part(a->job, a->part, a->phase);
+    return NULL;
+}
+
+#define MAX_PARTS 16
+
+/* One phase on j->parts threads (this one included); a part whose thread cannot start runs
+ * here. New threads inherit this thread's floating-point mode. */
+static void
+run_phase(const layer_job *j, int phase)
+{
+    pthread_t tid[MAX_PARTS];
+    part_arg args[MAX_PARTS];
+    int started[MAX_PARTS] = {0};
+    for (int p = 1; p < j->parts; p++) {
+        args[p] = (part_arg){j, p, phase};
+        started[p] = pthread_create(&tid[p], NULL, part_main, &args[p]) == 0;
+    }
+    run_part(j, 0, phase);
+    for (int p = 1; p < j->parts; p++) {
+        if (started[p])
+            pthread_join(tid[p], NULL);
+        else
+            run_part(j, p, phase);
+    }
+}
+
+/* With more than one BLAS thread, the layer runs on that many threads of its own, each of the
+ * 36 products on one thread with BLAS single-threaded: thin products split well that way and
+ * badly inside sgemm. Every output gets the same arithmetic on any thread count. */
 void
 cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *u,
                      const float *bias, float *y, float *scratch)
 {
-    int oh, ow, th, tw, m = tile_out(s->k);
-    tiles_of(s, h, w, &oh, &ow, &th, &tw);
-    size_t T = (size_t)th * tw;
-    float *V = scratch, *M = scratch + (size_t)A * A * s->cin * T;
-    /* input transform: V[xi][c][t] = (B^T d B)[xi], tile rows in chunks of L tiles */
-    for (int c = 0; c < s->cin; c++)
-        for (int ty = 0; ty < th; ty++)
-            for (int tx0 = 0; tx0 < tw; tx0 += L)
-                input_tiles(s, x + (size_t)c * h * w, h, w, m, ty, tx0, tw - tx0 < L ? tw - tx0 : L,
-                            V + (size_t)c * T, T, (size_t)ty * tw + tx0);
-    /* 36 products: M[xi] (cout x T) = U[xi] (cout x cin) V[xi] (cin x T) */
-    for (int xi = 0; xi < A * A; xi++)
-        cxr_sgemm(0, 0, s->cout, (int)T, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
-                  V + (size_t)xi * s->cin * T, (int)T, 0.0f, M + (size_t)xi * s->cout * T, (int)T);
-    /* output transform: y = A^T M A, plus the bias, for the outputs inside the map */
-    for (int o = 0; o < s->cout; o++)
-        for (size_t t0 = 0; t0 < T; t0 += L)
-            output_tiles(s, M, T, t0, T - t0 < L ? (int)(T - t0) : L, o, bias ? bias[o] : 0.0f,
-                         y + (size_t)o * oh * ow, oh, ow, tw, m);
+    layer_job j = {s, x, u, bias, y, NULL, NULL, h, w, 0, 0, 0, 0, tile_out(s->k), 1, 0};
+    tiles_of(s, h, w, &j.oh, &j.ow, &j.th, &j.tw);
+    j.T = (size_t)j.th * j.tw;
+    j.V = scratch;
+    j.M = scratch + (size_t)A * A * s->cin * j.T;
+    int threads = cxr_blas_get_threads();
+    j.parts = threads > MAX_PARTS ? MAX_PARTS : threads;
+    if (threads > 1)
+        cxr_blas_set_threads(1);
+    for (int phase = 0; phase < 3; phase++)
+        run_phase(&j, phase);
+    if (threads > 1)
+        cxr_blas_set_threads(threads);
 }
 
 /* Against a direct convolution in double precision, for both kernel sizes and odd sizes. */

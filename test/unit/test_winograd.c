@@ -4,6 +4,7 @@
  * gating: stride 2, 1x1, 11x11 and maps of fewer than 16 tiles stay on im2col + sgemm. */
 #include <string.h>
 
+#include "cxr_blas.h"
 #include "cxr_winograd.h"
 #include "harness.h"
 
@@ -66,6 +67,27 @@ main(void)
     }
     printf("  worst error against direct convolution in double precision: %.3g of the magnitude\n",
            worst);
+
+    /* more BLAS threads split the layer over threads of its own: the same bits */
+    {
+        cxr_conv_shape s = {24, 7, 5, 1, 2};
+        int h = 21, w = 19, n = 7 * 21 * 19;
+        float *x = malloc(sizeof(float) * 24 * h * w), *wt = malloc(sizeof(float) * 7 * 24 * 25);
+        float *u = malloc(sizeof(float) * cxr_winograd_weight_floats(&s));
+        float *scr = malloc(sizeof(float) * cxr_winograd_scratch_floats(&s, h, w));
+        float *y1 = malloc(sizeof(float) * n), *y3 = malloc(sizeof(float) * n);
+        harness_fill(x, (size_t)24 * h * w, 5);
+        harness_fill(wt, (size_t)7 * 24 * 25, 6);
+        cxr_winograd_weights(&s, wt, u);
+        cxr_blas_set_threads(1);
+        cxr_winograd_forward(&s, x, h, w, u, NULL, y1, scr);
+        cxr_blas_set_threads(3);
+        cxr_winograd_forward(&s, x, h, w, u, NULL, y3, scr);
+        CHECK(memcmp(y1, y3, sizeof(float) * n) == 0, "3 threads give the bits of 1");
+        CHECK(cxr_blas_get_threads() == 3, "the caller's BLAS thread count is restored");
+        cxr_blas_set_threads(1);
+        free(x), free(wt), free(u), free(scr), free(y1), free(y3);
+    }
     cxr_conv_shape strided = {64, 8, 5, 2, 2}, pointwise = {64, 8, 1, 1, 0}, big = {3, 64, 11, 1, 2},
                    narrow = {4, 8, 3, 1, 1}, fine = {64, 8, 3, 1, 1};
     CHECK(!cxr_winograd_applies(&strided, 36, 36), "stride 2 stays direct");
