@@ -14,6 +14,7 @@
 #include "cxr_forest.h"
 #include "cxr_interrupt.h"
 #include "cxr_layers.h"
+#include "cxr_threads.h"
 
 void
 cxr_forest_default_params(cxr_forest_params *p)
@@ -465,7 +466,7 @@ cxr_forest_fit(cxr_forest *f, const cxr_dataset *d, int first, int count, uint64
     int started = 0;
     for (int k = 0; k < extra; k++) {
         args[k + 1] = (worker_arg){&job, 0};
-        if (pthread_create(&tid[k], NULL, worker, &args[k + 1]) != 0)
+        if (cxr_thread_start(&tid[k], worker, &args[k + 1]) != 0)
             break;
         started++;
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cxr_blas.h"
+#include "cxr_threads.h"
 
 #define A 6 /* tile side */
 
@@ -277,7 +278,7 @@ run_phase(const layer_job *j, int phase)
     int started[MAX_PARTS] = {0};
     for (int p = 1; p < j->parts; p++) {
         args[p] = (part_arg){j, p, phase};
-        started[p] = pthread_create(&tid[p], NULL, part_main, &args[p]) == 0;
+        started[p] = cxr_thread_start(&tid[p], part_main, &args[p]) == 0;
     }
     run_part(j, 0, phase);
     for (int p = 1; p < j->parts; p++) {
