@@ -22,9 +22,9 @@ REGRESS = default_model png_kinds models permissions security batch train train_
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
-PG_CPPFLAGS = -Isrc/core
+PG_CPPFLAGS = -Isrc/core -I/usr/include/openjpeg-2.5
 PG_CFLAGS = -std=gnu11 $(WARN) -Wno-declaration-after-statement -Wno-unused-parameter -Wno-sign-compare
-SHLIB_LINK = -lpng -lz -ldl -lm -lpthread
+SHLIB_LINK = -lpng -ljpeg -lopenjp2 -lz -ldl -lm -lpthread
 EXTRA_CLEAN = test/bin test/fixtures results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
@@ -40,8 +40,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 
 # ---- the numerical core on its own ----
 CORE_CC ?= gcc
-CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/core
-CORE_LIBS = -lpng -lz -ldl -lm -lpthread
+CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/core -I/usr/include/openjpeg-2.5
+CORE_LIBS = -lpng -ljpeg -lopenjp2 -lz -ldl -lm -lpthread
 UNIT_TESTS = $(patsubst test/unit/%.c,test/bin/%,$(wildcard test/unit/test_*.c))
 PYTHON ?= /usr/bin/python3
 

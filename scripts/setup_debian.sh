@@ -3,7 +3,9 @@
 # everything is present).
 set -euo pipefail
 packages="postgresql-15 postgresql-server-dev-15 libpng-dev zlib1g-dev libopenblas-dev
-          build-essential python3 python3-numpy python3-torch python3-torchvision python3-sklearn perl"
+          libjpeg62-turbo-dev libopenjp2-7-dev
+          build-essential python3 python3-numpy python3-torch python3-torchvision python3-sklearn perl
+          python3-pydicom python3-gdcm dcmtk orthanc orthanc-postgresql curl"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

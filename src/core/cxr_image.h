@@ -14,6 +14,9 @@ typedef enum {
     CXR_IMG_TOO_LARGE, /* pixel count above the caller's limit */
     CXR_IMG_NO_MEMORY,
     CXR_IMG_INTERRUPTED, /* cxr_interrupt_poll said stop (cxr_interrupt.h) */
+    CXR_IMG_UNSUPPORTED, /* a valid file using a feature not implemented (a DICOM transfer
+                          * syntax, a 12-bit JPEG): the message names it */
+    CXR_IMG_UNKNOWN_FORMAT, /* none of PNG, JPEG, DICOM (cxr_image_detect) */
 } cxr_img_status;
 
 typedef struct {
