@@ -12,20 +12,20 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 # and the upgrade path tested)
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql \
        sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql \
-       sql/$(EXTENSION)--0.6.0.sql
+       sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # default_model runs first: it checks what CREATE EXTENSION registered
-REGRESS = default_model png_kinds models permissions security batch train train_resume
+REGRESS = default_model png_kinds dicom models permissions security batch train train_resume
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
 PG_CPPFLAGS = -Isrc/core -I/usr/include/openjpeg-2.5
 PG_CFLAGS = -std=gnu11 $(WARN) -Wno-declaration-after-statement -Wno-unused-parameter -Wno-sign-compare
 SHLIB_LINK = -lpng -ljpeg -lopenjp2 -lz -ldl -lm -lpthread
-EXTRA_CLEAN = test/bin test/fixtures results regression.diffs regression.out
+EXTRA_CLEAN = test/bin test/fixtures test/dicom_fixtures results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -60,8 +60,15 @@ test/bin/random_attn2.safetensors: test/bin/cxr_cli
 
 installcheck: test/bin/random_attn2.safetensors
 
-check-core: $(UNIT_TESTS) test/fixtures/.done
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CXR_FIXTURES=test/fixtures $$t; done
+# DICOM and JPEG files with the pixels pydicom, GDCM, DCMTK and PIL decode from them
+test/dicom_fixtures/.done: test/ref/dicom_reference.py
+	rm -rf test/dicom_fixtures
+	$(PYTHON) test/ref/dicom_reference.py --out test/dicom_fixtures
+	touch $@
+
+check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; \
+		CXR_FIXTURES=test/fixtures CXR_DICOM_FIXTURES=test/dicom_fixtures $$t; done
 	@# inference against PyTorch again on every other dot-kernel path this CPU can run
 	@set -e; for p in $$(test/bin/test_batch paths); do \
 		echo "== test/bin/test_reference, inference on dot path $$p"; \
@@ -77,7 +84,7 @@ check-core: $(UNIT_TESTS) test/fixtures/.done
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -Isrc/core
+	-fno-sanitize-recover=undefined -Isrc/core -I/usr/include/openjpeg-2.5
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,test/bin/%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_SEEDS = test/bin/fuzz_seeds
 FUZZ_CORPUS = test/bin/fuzz_corpus

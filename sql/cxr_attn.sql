@@ -8,22 +8,37 @@ CREATE FUNCTION cxr_is_png(bytea) RETURNS boolean
     AS 'MODULE_PATHNAME', 'cxr_is_png' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION cxr_is_png(bytea) IS 'true when the value starts with the PNG signature';
 
--- true for PNG bytes; otherwise an ERROR that says what the bytes look like
+-- true for PNG, JPEG or DICOM bytes; otherwise an ERROR that says what the bytes look like
 CREATE FUNCTION cxr_image_check(bytea) RETURNS boolean
     AS 'MODULE_PATHNAME', 'cxr_image_check' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION cxr_image_check(bytea) IS
-    'the cxr_image domain''s check: true for PNG bytes, else an error saying what they look like';
+    'the cxr_image domain''s check: true for PNG, JPEG or DICOM bytes (told by content), else an error saying what they look like';
 
--- A column type for X-rays: PNG bytes, checked cheaply (signature only) on input.
+-- A column type for X-rays: PNG, JPEG or DICOM bytes, checked cheaply (by content) on input.
 CREATE DOMAIN cxr_image AS bytea CONSTRAINT cxr_image_check CHECK (cxr_image_check(VALUE));
-COMMENT ON DOMAIN cxr_image IS 'an X-ray as PNG bytes (the signature is checked on input)';
+COMMENT ON DOMAIN cxr_image IS 'an X-ray as PNG, JPEG or DICOM bytes (the format is checked on input)';
 
+-- The header of an image of any supported format; the DICOM columns are NULL for PNG and JPEG.
 CREATE FUNCTION cxr_image_info(image bytea, OUT width int, OUT height int, OUT bit_depth int,
-                               OUT color_type text, OUT channels int, OUT interlaced boolean)
+                               OUT color_type text, OUT channels int, OUT interlaced boolean,
+                               OUT format text, OUT frames int, OUT transfer_syntax text,
+                               OUT photometric text, OUT bits_allocated int,
+                               OUT pixel_signed boolean, OUT rescale_slope double precision,
+                               OUT rescale_intercept double precision, OUT voi text,
+                               OUT window_center double precision,
+                               OUT window_width double precision)
     AS 'MODULE_PATHNAME', 'cxr_image_info' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     COST 700;
 COMMENT ON FUNCTION cxr_image_info(bytea) IS
-    'the PNG header of an image: size, bit depth, color type, channels, interlacing';
+    'the header of a PNG, JPEG or DICOM image: size, bit depth, colour, channels, interlacing, format, frames, and for DICOM the transfer syntax and the pixel module (photometric interpretation, bits, sign, rescale, VOI)';
+
+-- The DICOM attributes a screening query filters on, as jsonb (NULL for PNG and JPEG).
+-- Patient identifiers only when extra names them.
+CREATE FUNCTION cxr_dicom_tags(image bytea, extra text[] DEFAULT '{}') RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'cxr_dicom_tags' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    COST 700;
+COMMENT ON FUNCTION cxr_dicom_tags(bytea, text[]) IS
+    'a DICOM image''s Modality, BodyPartExamined, ViewPosition, PhotometricInterpretation, Rows, Columns, PixelSpacing, TransferSyntaxUID and study, series and instance UIDs as jsonb, plus the attributes extra names (PatientID, ...); NULL for PNG and JPEG';
 
 -- The decoded gray image, resized to size x size, values in [0, 1] (what the network sees
 -- before normalisation).

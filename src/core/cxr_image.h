@@ -51,6 +51,63 @@ cxr_img_status cxr_resize_bilinear(const float *src, int sw, int sh, float *dst,
  * dw*sh (what earlier versions required, so such buffers remain large enough). */
 size_t cxr_resize_scratch_floats(int sw, int sh, int dw, int dh);
 
+/* ---- every input format: PNG, JPEG, DICOM (image_formats.c) ---- */
+typedef enum {
+    CXR_FMT_UNKNOWN = 0,
+    CXR_FMT_PNG,
+    CXR_FMT_JPEG,
+    CXR_FMT_DICOM,
+} cxr_image_format;
+
+/* Told by content only: the PNG signature, JPEG's SOI (FF D8 FF), 'DICM' at offset 128 or a
+ * DICOM dataset without a preamble that cxr_dicom_detect recognises. */
+cxr_image_format cxr_image_detect(const uint8_t *buf, size_t len);
+const char *cxr_image_format_name(cxr_image_format f); /* "png", "jpeg", "dicom", "unknown" */
+
+/* What cxr_image_info reports, for any format. DICOM fields are zero/empty otherwise. */
+typedef struct {
+    cxr_image_format format;
+    uint32_t width, height;
+    int bit_depth;          /* PNG bit depth, JPEG precision, DICOM BitsStored */
+    const char *color;      /* "gray", "rgb", "palette", "gray_alpha", "rgba", "ycbcr" */
+    int channels;
+    int interlaced;         /* PNG Adam7, or a progressive JPEG */
+    int frames;             /* 1 except for multi-frame DICOM */
+    char transfer_syntax[65];
+    char photometric[17];
+    int bits_allocated, pixel_signed;
+    double rescale_slope, rescale_intercept;
+    int has_window;
+    double window_center, window_width;
+    const char *voi;        /* DICOM: "none", "window LINEAR", ..., "lut"; NULL otherwise */
+} cxr_image_header;
+
+/* Reads the header of any supported format (a DICOM file is parsed whole, without decoding
+ * its pixels). */
+cxr_img_status cxr_image_read_info(const uint8_t *buf, size_t len, cxr_image_header *info,
+                                   char *err, size_t errlen);
+
+/* The caller's allocator for the decoded image (PostgreSQL's palloc without ereport in the
+ * glue); returns NULL when it cannot. */
+typedef void *(*cxr_alloc_fn)(size_t bytes, void *ctx);
+
+typedef struct {
+    cxr_image_format format;
+    float *gray;  /* width*height values in [0, 1], from alloc */
+    int width, height;
+    int frames;   /* a multi-frame DICOM's count; its frame 1 is what gray holds */
+} cxr_decoded_image;
+
+/* Decodes any supported format to gray in [0, 1]: PNG as cxr_png_decode_gray, JPEG through
+ * cxr_jpeg_decode (8-bit: v / 255; colour to luma as PNG), DICOM through cxr_dicom_decode_gray
+ * (docs/decisions.md, "DICOM pixels"). The pixel count is checked against max_pixels before
+ * anything is allocated; internal buffers are malloc'd and freed before return. Even on
+ * failure out->gray is what alloc returned (NULL if it was not called): the caller frees it,
+ * or its memory context does. */
+cxr_img_status cxr_image_decode(const uint8_t *buf, size_t len, size_t max_pixels,
+                                cxr_alloc_fn alloc, void *alloc_ctx, cxr_decoded_image *out,
+                                char *err, size_t errlen);
+
 /* PNG encoding of 8-bit RGB; *out is malloc'd. */
 cxr_img_status cxr_png_encode_rgb(const uint8_t *rgb, int w, int h, uint8_t **out,
                                   size_t *out_len);

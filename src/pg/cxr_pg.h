@@ -13,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.7.0"
+#define CXR_SQL_VERSION "0.8.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -106,10 +106,10 @@ void cxr_jsonb_put_jsonb(cxr_jsonb *j, const char *key, Jsonb *value); /* NULL: 
 /* images.c */
 void cxr_pg_image_error(cxr_img_status st, const char *msg);
 /* Decodes a PNG to gray [0,1] (palloc'd, *w x *h) in the current memory context. */
-float *cxr_pg_decode(bytea *png, int *w, int *h);
+float *cxr_pg_decode(bytea *image, int *w, int *h);
 /* Decodes, resizes to the model's input and normalises into `input`. Returns the decoded gray
  * image (palloc'd) for callers that draw on it. */
-float *cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h);
+float *cxr_pg_prepare_input(bytea *image, const cxr_model *m, float *input, int *w, int *h);
 /* Resizes a decoded gray image (w x h) to side x side; scratch bounded by the larger of the two. */
 void cxr_pg_resize(const float *gray, int w, int h, float *out, int side);
 void cxr_pg_use_threads(int n);

@@ -19,8 +19,12 @@ cxr_pg_image_error(cxr_img_status st, const char *msg)
     case CXR_IMG_OK:
         return;
     case CXR_IMG_NOT_PNG:
+    case CXR_IMG_UNKNOWN_FORMAT:
         ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("%s", msg),
-                        errhint("X-rays must be stored as PNG bytes.")));
+                        errhint("X-rays must be stored as PNG, JPEG or DICOM bytes.")));
+        break;
+    case CXR_IMG_UNSUPPORTED:
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("%s", msg)));
         break;
     case CXR_IMG_CORRUPT:
         ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), errmsg("%s", msg)));
@@ -38,28 +42,32 @@ cxr_pg_image_error(cxr_img_status st, const char *msg)
     }
 }
 
-float *
-cxr_pg_decode(bytea *png, int *w, int *h)
+/* The decoder's allocator: the current memory context, NULL instead of an ERROR (the core must
+ * not be longjmp'd through; it reports NO_MEMORY and the glue raises it). */
+static void *
+context_alloc(size_t bytes, void *ctx)
 {
-    const uint8 *buf = (const uint8 *)VARDATA_ANY(png);
-    size_t len = VARSIZE_ANY_EXHDR(png);
+    return MemoryContextAllocExtended((MemoryContext)ctx, bytes,
+                                      MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+float *
+cxr_pg_decode(bytea *image, int *w, int *h)
+{
+    const uint8 *buf = (const uint8 *)VARDATA_ANY(image);
+    size_t len = VARSIZE_ANY_EXHDR(image);
     char err[256];
-    cxr_png_info info;
+    cxr_decoded_image d;
     cxr_interrupt_clear(); /* a stop left by an earlier statement is not this one's */
-    cxr_img_status st = cxr_png_read_info(buf, len, &info, err, sizeof err);
+    /* the pixel count is checked by the decoder before anything is allocated */
+    cxr_img_status st = cxr_image_decode(buf, len, (size_t)cxr_max_image_pixels, context_alloc,
+                                         CurrentMemoryContext, &d, err, sizeof err);
     cxr_pg_image_error(st, err);
-    /* the pixel count is checked before anything is allocated */
-    if ((uint64)info.width * info.height > (uint64)cxr_max_image_pixels)
-        cxr_pg_image_error(CXR_IMG_TOO_LARGE,
-                           psprintf("PNG image of %ux%u pixels exceeds cxr_attn.max_image_pixels (%d)",
-                                    info.width, info.height, cxr_max_image_pixels));
-    size_t pixels = (size_t)info.width * info.height;
-    float *gray = MemoryContextAllocHuge(CurrentMemoryContext, pixels * sizeof(float));
-    st = cxr_png_decode_gray(buf, len, (size_t)cxr_max_image_pixels, gray, pixels, err, sizeof err);
-    cxr_pg_image_error(st, err);
-    *w = (int)info.width;
-    *h = (int)info.height;
-    return gray;
+    if (d.frames > 1)
+        ereport(NOTICE, (errmsg("DICOM image has %d frames; frame 1 is used", d.frames)));
+    *w = d.width;
+    *h = d.height;
+    return d.gray;
 }
 
 /* Resizes w x h to side x side; the scratch is at most max(source, destination) pixels. */
@@ -74,9 +82,9 @@ cxr_pg_resize(const float *gray, int w, int h, float *out, int side)
 }
 
 float *
-cxr_pg_prepare_input(bytea *png, const cxr_model *m, float *input, int *w, int *h)
+cxr_pg_prepare_input(bytea *image, const cxr_model *m, float *input, int *w, int *h)
 {
-    float *gray = cxr_pg_decode(png, w, h);
+    float *gray = cxr_pg_decode(image, w, h);
     int side = m->input_size;
     cxr_pg_resize(gray, *w, *h, input, side);
     return gray;
@@ -132,8 +140,9 @@ looks_like(const uint8 *p, size_t n)
     return text == look ? "text" : "binary data of no known image format";
 }
 
-/* The cxr_image domain's check: true for PNG bytes, otherwise an ERROR that says what the bytes
- * look like (a JPEG, a DICOM file, text) rather than only that a constraint failed. */
+/* The cxr_image domain's check: true for PNG, JPEG or DICOM bytes (told by content, as the
+ * decoder tells them), otherwise an ERROR that says what the bytes look like (a GIF, text)
+ * rather than only that a constraint failed. */
 PG_FUNCTION_INFO_V1(cxr_image_check);
 Datum
 cxr_image_check(PG_FUNCTION_ARGS)
@@ -141,21 +150,23 @@ cxr_image_check(PG_FUNCTION_ARGS)
     bytea *b = PG_GETARG_BYTEA_PP(0);
     const uint8 *p = (const uint8 *)VARDATA_ANY(b);
     size_t n = VARSIZE_ANY_EXHDR(b);
-    if (cxr_png_has_signature(p, n))
+    if (cxr_image_detect(p, n) != CXR_FMT_UNKNOWN)
         PG_RETURN_BOOL(true);
     if (n == 0)
         ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
-                        errmsg("value for domain cxr.cxr_image is empty, not a PNG image")));
+                        errmsg("value for domain cxr.cxr_image is empty, not an image")));
     StringInfoData first;
     initStringInfo(&first);
     for (size_t i = 0; i < Min(n, 8); i++)
         appendStringInfo(&first, "%s%02x", i ? " " : "", p[i]);
     ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION),
-                    errmsg("value for domain cxr.cxr_image is not a PNG image: it looks like %s",
+                    errmsg("value for domain cxr.cxr_image is not a PNG, JPEG or DICOM image: it "
+                           "looks like %s",
                            looks_like(p, n)),
-                    errdetail("It is %zu bytes starting with %s. A cxr_image holds PNG bytes, "
-                              "which start with 89 50 4e 47 0d 0a 1a 0a.", n, first.data),
-                    errhint("Store X-rays as PNG; convert other formats before storing them.")));
+                    errdetail("It is %zu bytes starting with %s. A cxr_image holds PNG, JPEG or "
+                              "DICOM (Part 10) bytes.",
+                              n, first.data),
+                    errhint("Convert other formats to PNG before storing them.")));
     PG_RETURN_BOOL(false);
 }
 
@@ -164,23 +175,39 @@ Datum
 cxr_image_info(PG_FUNCTION_ARGS)
 {
     bytea *b = PG_GETARG_BYTEA_PP(0);
-    static const char *const color_names[7] = {"gray", NULL, "rgb", "palette", "gray_alpha",
-                                               NULL, "rgba"};
-    cxr_png_info info;
+    cxr_image_header info;
     char err[256];
     TupleDesc tupdesc;
-    cxr_img_status st = cxr_png_read_info((const uint8 *)VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
-                                          &info, err, sizeof err);
+    cxr_img_status st = cxr_image_read_info((const uint8 *)VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
+                                            &info, err, sizeof err);
     cxr_pg_image_error(st, err);
     if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
         elog(ERROR, "return type must be a row type");
-    Datum values[6] = {Int32GetDatum((int32)info.width),
-                       Int32GetDatum((int32)info.height),
-                       Int32GetDatum(info.bit_depth),
-                       CStringGetTextDatum(color_names[info.color_type]),
-                       Int32GetDatum(info.channels),
-                       BoolGetDatum(info.interlaced != 0)};
-    bool nulls[6] = {0};
+    bool dicom = info.format == CXR_FMT_DICOM;
+    Datum values[17] = {Int32GetDatum((int32)info.width),
+                        Int32GetDatum((int32)info.height),
+                        Int32GetDatum(info.bit_depth),
+                        CStringGetTextDatum(info.color),
+                        Int32GetDatum(info.channels),
+                        BoolGetDatum(info.interlaced != 0),
+                        CStringGetTextDatum(cxr_image_format_name(info.format)),
+                        Int32GetDatum(info.frames)};
+    bool nulls[17] = {0};
+    if (dicom) {
+        values[8] = CStringGetTextDatum(info.transfer_syntax);
+        values[9] = CStringGetTextDatum(info.photometric);
+        values[10] = Int32GetDatum(info.bits_allocated);
+        values[11] = BoolGetDatum(info.pixel_signed != 0);
+        values[12] = Float8GetDatum(info.rescale_slope);
+        values[13] = Float8GetDatum(info.rescale_intercept);
+        values[14] = CStringGetTextDatum(info.voi);
+        values[15] = Float8GetDatum(info.window_center);
+        values[16] = Float8GetDatum(info.window_width);
+        nulls[15] = nulls[16] = !info.has_window;
+    } else {
+        for (int i = 8; i < 17; i++)
+            nulls[i] = true;
+    }
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
