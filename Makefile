@@ -18,7 +18,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA += $(wildcard weights/cxr_attn_default.safetensors)
 
 # default_model runs first: it checks what CREATE EXTENSION registered
-REGRESS = default_model png_kinds dicom models permissions security batch train train_resume
+REGRESS = default_model png_kinds models permissions security batch train train_resume dicom
 REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 WARN = -Wall -Wextra -Werror
@@ -60,15 +60,18 @@ test/bin/random_attn2.safetensors: test/bin/cxr_cli
 
 installcheck: test/bin/random_attn2.safetensors
 
-# DICOM and JPEG files with the pixels pydicom, GDCM, DCMTK and PIL decode from them
-test/dicom_fixtures/.done: test/ref/dicom_reference.py
+# DICOM files, JPEG and JPEG 2000 streams with the pixels pydicom, GDCM, DCMTK and PIL decode
+# from them (or the pixels they were made from, for lossless codecs)
+test/dicom_fixtures/.done: test/ref/dicom_reference.py test/ref/codec_fixtures.py
 	rm -rf test/dicom_fixtures
 	$(PYTHON) test/ref/dicom_reference.py --out test/dicom_fixtures
+	$(PYTHON) test/ref/codec_fixtures.py --out test/dicom_fixtures/codecs
 	touch $@
 
 check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; \
-		CXR_FIXTURES=test/fixtures CXR_DICOM_FIXTURES=test/dicom_fixtures $$t; done
+		CXR_FIXTURES=test/fixtures CXR_DICOM_FIXTURES=test/dicom_fixtures \
+		CXR_CODEC_FIXTURES=test/dicom_fixtures/codecs $$t; done
 	@# inference against PyTorch again on every other dot-kernel path this CPU can run
 	@set -e; for p in $$(test/bin/test_batch paths); do \
 		echo "== test/bin/test_reference, inference on dot path $$p"; \
@@ -77,8 +80,10 @@ check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 .PHONY: check-core
 
 # ---- fuzzing (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
-# Five targets: PNG decoding, model files, training states, resizing, drawing. Each starts from
-# real files (drawing: inputs encoded by test/fuzz/seed_draw.py), written afresh into
+# Nine targets: PNG decoding, model files, training states, resizing, drawing, the DICOM reader,
+# the JPEG and JPEG 2000 codecs, and the format dispatcher over all of them. Each starts from
+# real files (drawing: inputs encoded by test/fuzz/seed_draw.py; DICOM and codecs: the files of
+# test/sql/dicom.sql, the oracle fixtures and pydicom's own test files), written afresh into
 # $(FUZZ_SEEDS) (any seed step that fails stops make); what a PNG, resize or drawing fuzzer
 # finds accumulates in $(FUZZ_CORPUS); crashes land in $(FUZZ_CRASHES).
 FUZZ_SECONDS ?= 30
@@ -103,10 +108,17 @@ test/bin/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 	@mkdir -p test/bin
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
-fuzz-seeds: test/bin/cxr_cli
+PYDICOM_FILES = /usr/lib/python3/dist-packages/pydicom/data/test_files
+
+fuzz-seeds: test/bin/cxr_cli test/dicom_fixtures/.done
 	rm -rf $(FUZZ_SEEDS)
 	mkdir -p $(FUZZ_SEEDS)/png $(FUZZ_SEEDS)/model $(FUZZ_SEEDS)/state $(FUZZ_SEEDS)/resize \
-		$(FUZZ_SEEDS)/draw
+		$(FUZZ_SEEDS)/draw $(FUZZ_SEEDS)/dicom $(FUZZ_SEEDS)/jpeg $(FUZZ_SEEDS)/j2k
+	$(PYTHON) test/fuzz/seed_pngs.py test/sql/dicom.sql $(FUZZ_SEEDS)/dicom all
+	find test/dicom_fixtures $(PYDICOM_FILES) -name '*.dcm' -size -1M -exec cp {} $(FUZZ_SEEDS)/dicom/ \;
+	cp test/dicom_fixtures/codecs/*jpeg*.bin test/dicom_fixtures/*.jpg $(FUZZ_SEEDS)/jpeg/ 2>/dev/null; \
+		test -n "$$(ls $(FUZZ_SEEDS)/jpeg)"
+	cp test/dicom_fixtures/codecs/*j2k*.bin $(FUZZ_SEEDS)/j2k/ 2>/dev/null; test -n "$$(ls $(FUZZ_SEEDS)/j2k)"
 	cp test/data/*.png $(FUZZ_SEEDS)/png/
 	$(PYTHON) test/fuzz/seed_pngs.py test/sql/png_kinds.sql $(FUZZ_SEEDS)/png
 	set -e; for a in alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3; do \
@@ -133,7 +145,16 @@ fuzz: $(FUZZ_TARGETS) fuzz-seeds
 	@# units found in model files and states are megabytes each: start those afresh every run
 	rm -rf $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state
 	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state \
-		$(FUZZ_CORPUS)/resize $(FUZZ_CORPUS)/draw
+		$(FUZZ_CORPUS)/resize $(FUZZ_CORPUS)/draw $(FUZZ_CORPUS)/dicom $(FUZZ_CORPUS)/jpeg \
+		$(FUZZ_CORPUS)/j2k $(FUZZ_CORPUS)/image
+	test/bin/fuzz_dicom $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/dicom- \
+		$(FUZZ_CORPUS)/dicom $(FUZZ_SEEDS)/dicom
+	test/bin/fuzz_jpeg $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/jpeg- \
+		$(FUZZ_CORPUS)/jpeg $(FUZZ_SEEDS)/jpeg
+	test/bin/fuzz_j2k $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/j2k- \
+		$(FUZZ_CORPUS)/j2k $(FUZZ_SEEDS)/j2k
+	test/bin/fuzz_image $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/image- \
+		$(FUZZ_CORPUS)/image $(FUZZ_SEEDS)/dicom $(FUZZ_SEEDS)/jpeg $(FUZZ_SEEDS)/png
 	test/bin/fuzz_png $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/png- \
 		$(FUZZ_CORPUS)/png $(FUZZ_SEEDS)/png
 	test/bin/fuzz_resize $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/resize- \

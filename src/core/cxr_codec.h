@@ -37,6 +37,14 @@ cxr_img_status cxr_jpeg_read_header(const uint8_t *buf, size_t len, cxr_frame_in
 cxr_img_status cxr_jpeg_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out,
                                size_t out_capacity, cxr_frame_info *info, char *err,
                                size_t errlen);
+/* How a 3-component lossy JPEG's colour is read: as its JFIF/Adobe markers say (a JPEG file),
+ * or as a DICOM Photometric Interpretation says (PS3.5 8.2.1: RGB is not transformed, YBR_* is
+ * YCbCr), whatever the markers. */
+typedef enum { CXR_JPEG_COLOR_MARKERS = 0, CXR_JPEG_COLOR_RGB, CXR_JPEG_COLOR_YCBCR } cxr_jpeg_color;
+/* cxr_jpeg_decode with the colour space given (cxr_jpeg_decode is CXR_JPEG_COLOR_MARKERS). */
+cxr_img_status cxr_jpeg_decode_as(const uint8_t *buf, size_t len, cxr_jpeg_color color,
+                                  size_t max_samples, int32_t *out, size_t out_capacity,
+                                  cxr_frame_info *info, char *err, size_t errlen);
 /* JPEG Lossless (ITU T.81 process 14: SOF3, Huffman, predictors 1..7, point transform). */
 cxr_img_status cxr_jpeg_lossless_decode(const uint8_t *buf, size_t len, size_t max_samples,
                                         int32_t *out, size_t out_capacity, cxr_frame_info *info,

@@ -1016,7 +1016,13 @@ decode_encapsulated(cxr_dicom *d, int32_t *samples, size_t nsamples, int *color_
         fi.components = in->samples_per_pixel;
     } else if (d->codec == CODEC_JPEG) {
         codec = "JPEG";
-        st = cxr_jpeg_decode(frame, frame_len, nsamples, samples, nsamples, &fi, err, errlen);
+        /* the Photometric Interpretation, not the stream's markers, says whether a colour
+         * stream is YCbCr (PS3.5 8.2.1), as DCMTK and GDCM read it */
+        cxr_jpeg_color color = strcmp(in->photometric, "RGB") == 0 ? CXR_JPEG_COLOR_RGB
+                               : strncmp(in->photometric, "YBR", 3) == 0 ? CXR_JPEG_COLOR_YCBCR
+                                                                         : CXR_JPEG_COLOR_MARKERS;
+        st = cxr_jpeg_decode_as(frame, frame_len, color, nsamples, samples, nsamples, &fi, err,
+                                errlen);
     } else {
         codec = "JPEG 2000";
         st = cxr_j2k_decode(frame, frame_len, nsamples, samples, nsamples, &fi, err, errlen);

@@ -320,8 +320,8 @@ read_rows(j_decompress_ptr cinfo, int32_t *out)
 /* libjpeg-turbo decoding of an 8-bit process 0, 1 or 2 stream whose header cxr_jpeg_read_header
  * accepted and whose size the caller checked. */
 static cxr_img_status
-lossy_decode(const uint8_t *buf, size_t len, const cxr_frame_info *hdr, int32_t *out,
-             cxr_frame_info *info, char *err, size_t errlen)
+lossy_decode(const uint8_t *buf, size_t len, cxr_jpeg_color color, const cxr_frame_info *hdr,
+             int32_t *out, cxr_frame_info *info, char *err, size_t errlen)
 {
     struct jpeg_decompress_struct cinfo;
     err_mgr em;
@@ -376,6 +376,10 @@ lossy_decode(const uint8_t *buf, size_t len, const cxr_frame_info *hdr, int32_t 
     }
     int transformed = 0;
     if (cinfo.num_components == 3) {
+        if (color == CXR_JPEG_COLOR_RGB)
+            cinfo.jpeg_color_space = JCS_RGB;
+        else if (color == CXR_JPEG_COLOR_YCBCR)
+            cinfo.jpeg_color_space = JCS_YCbCr;
         transformed = cinfo.jpeg_color_space == JCS_YCbCr;
         cinfo.out_color_space = JCS_RGB;
     } else {
@@ -411,6 +415,15 @@ cxr_img_status
 cxr_jpeg_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out,
                 size_t out_capacity, cxr_frame_info *info, char *err, size_t errlen)
 {
+    return cxr_jpeg_decode_as(buf, len, CXR_JPEG_COLOR_MARKERS, max_samples, out, out_capacity,
+                              info, err, errlen);
+}
+
+cxr_img_status
+cxr_jpeg_decode_as(const uint8_t *buf, size_t len, cxr_jpeg_color color, size_t max_samples,
+                   int32_t *out, size_t out_capacity, cxr_frame_info *info, char *err,
+                   size_t errlen)
+{
     cxr_frame_info hdr;
     cxr_img_status st = cxr_jpeg_read_header(buf, len, &hdr, err, errlen);
     *info = hdr;
@@ -440,5 +453,5 @@ cxr_jpeg_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out
                               "possible decompression bomb)", MAX_SCANS);
         return CXR_IMG_UNSUPPORTED;
     }
-    return lossy_decode(buf, len, &hdr, out, info, err, errlen);
+    return lossy_decode(buf, len, color, &hdr, out, info, err, errlen);
 }

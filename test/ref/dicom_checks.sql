@@ -57,3 +57,4 @@ SELECT d.id, d.kind, abs(cxr.covid_predict(d.img, 'dicom_net') - cxr.covid_predi
        AS same_score
 FROM same_xray d JOIN same_xray p ON p.id = d.id AND p.kind = 'png'
 WHERE d.kind <> 'png' ORDER BY d.id, d.kind;
+SELECT cxr.cxr_model_drop('dicom_net');

@@ -330,7 +330,9 @@ def decode_samples(path, notes):
         with tempfile.TemporaryDirectory() as tmp:
             a = dcmdjpeg_raw(path, tmp).astype(np.int64)
         converted = False
-        if a.ndim == 3 and libjpeg_converts(stream):
+        # DICOM says the colour space (PS3.5 8.2.1): YBR_* streams are YCbCr, RGB ones are not,
+        # whatever markers the stream carries (DCMTK and GDCM decode so)
+        if a.ndim == 3 and str(ds.PhotometricInterpretation).startswith("YBR"):
             a = libjpeg_ycc_to_rgb(a).astype(np.int64)
             converted = True
         # cross-check: PIL (libjpeg-turbo) on the same stream
