@@ -80,8 +80,8 @@ check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 .PHONY: check-core
 
 # ---- fuzzing (clang with libFuzzer): make fuzz FUZZ_SECONDS=60 ----
-# Nine targets: PNG decoding, model files, training states, resizing, drawing, the DICOM reader,
-# the JPEG and JPEG 2000 codecs, and the format dispatcher over all of them. Each starts from
+# Ten targets: PNG decoding, model files, training states, resizing, drawing, the DICOM reader,
+# the JPEG, JPEG 2000 and RLE codecs, and the format dispatcher over all of them. Each starts from
 # real files (drawing: inputs encoded by test/fuzz/seed_draw.py; DICOM and codecs: the files of
 # test/sql/dicom.sql, the oracle fixtures and pydicom's own test files), written afresh into
 # $(FUZZ_SEEDS) (any seed step that fails stops make); what a PNG, resize or drawing fuzzer
@@ -113,12 +113,14 @@ PYDICOM_FILES = /usr/lib/python3/dist-packages/pydicom/data/test_files
 fuzz-seeds: test/bin/cxr_cli test/dicom_fixtures/.done
 	rm -rf $(FUZZ_SEEDS)
 	mkdir -p $(FUZZ_SEEDS)/png $(FUZZ_SEEDS)/model $(FUZZ_SEEDS)/state $(FUZZ_SEEDS)/resize \
-		$(FUZZ_SEEDS)/draw $(FUZZ_SEEDS)/dicom $(FUZZ_SEEDS)/jpeg $(FUZZ_SEEDS)/j2k
+		$(FUZZ_SEEDS)/draw $(FUZZ_SEEDS)/dicom $(FUZZ_SEEDS)/jpeg $(FUZZ_SEEDS)/j2k $(FUZZ_SEEDS)/rle
 	$(PYTHON) test/fuzz/seed_pngs.py test/sql/dicom.sql $(FUZZ_SEEDS)/dicom all
 	find test/dicom_fixtures $(PYDICOM_FILES) -name '*.dcm' -size -1M -exec cp {} $(FUZZ_SEEDS)/dicom/ \;
 	cp test/dicom_fixtures/codecs/*jpeg*.bin test/dicom_fixtures/*.jpg $(FUZZ_SEEDS)/jpeg/ 2>/dev/null; \
 		test -n "$$(ls $(FUZZ_SEEDS)/jpeg)"
 	cp test/dicom_fixtures/codecs/*j2k*.bin $(FUZZ_SEEDS)/j2k/ 2>/dev/null; test -n "$$(ls $(FUZZ_SEEDS)/j2k)"
+	@# rle: 4 bytes of geometry (test/fuzz/fuzz_rle.c: 13x13, 1 sample, 16 bits), then a frame
+	$(PYTHON) test/fuzz/seed_rle.py test/sql/dicom.sql $(FUZZ_SEEDS)/rle
 	cp test/data/*.png $(FUZZ_SEEDS)/png/
 	$(PYTHON) test/fuzz/seed_pngs.py test/sql/png_kinds.sql $(FUZZ_SEEDS)/png
 	set -e; for a in alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3; do \
@@ -146,13 +148,15 @@ fuzz: $(FUZZ_TARGETS) fuzz-seeds
 	rm -rf $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state
 	mkdir -p $(FUZZ_CRASHES) $(FUZZ_CORPUS)/png $(FUZZ_CORPUS)/model $(FUZZ_CORPUS)/state \
 		$(FUZZ_CORPUS)/resize $(FUZZ_CORPUS)/draw $(FUZZ_CORPUS)/dicom $(FUZZ_CORPUS)/jpeg \
-		$(FUZZ_CORPUS)/j2k $(FUZZ_CORPUS)/image
+		$(FUZZ_CORPUS)/j2k $(FUZZ_CORPUS)/image $(FUZZ_CORPUS)/rle
 	test/bin/fuzz_dicom $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/dicom- \
 		$(FUZZ_CORPUS)/dicom $(FUZZ_SEEDS)/dicom
 	test/bin/fuzz_jpeg $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/jpeg- \
 		$(FUZZ_CORPUS)/jpeg $(FUZZ_SEEDS)/jpeg
 	test/bin/fuzz_j2k $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/j2k- \
 		$(FUZZ_CORPUS)/j2k $(FUZZ_SEEDS)/j2k
+	test/bin/fuzz_rle $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/rle- \
+		$(FUZZ_CORPUS)/rle $(FUZZ_SEEDS)/rle
 	test/bin/fuzz_image $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/image- \
 		$(FUZZ_CORPUS)/image $(FUZZ_SEEDS)/dicom $(FUZZ_SEEDS)/jpeg $(FUZZ_SEEDS)/png
 	test/bin/fuzz_png $(FUZZ_RUN) -max_len=65536 -artifact_prefix=$(FUZZ_CRASHES)/png- \

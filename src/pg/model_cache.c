@@ -182,7 +182,7 @@ check_read_privilege(void)
         pg_class_aclcheck(deployments_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied for the cxr_attn model registry"),
-                        errhint("Scoring needs SELECT on cxr.models and cxr.deployments.")));
+                        errhint("Scoring needs SELECT on cxr.models and cxr.deployments, and by model name on cxr.current_models too.")));
 }
 
 cxr_cached_model *

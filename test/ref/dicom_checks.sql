@@ -56,5 +56,10 @@ SELECT count(*) FROM dicom_tagged WHERE cxr.cxr_dicom_tags(img)->>'ViewPosition'
 SELECT d.id, d.kind, abs(cxr.covid_predict(d.img, 'dicom_net') - cxr.covid_predict(p.img, 'dicom_net')) <= 1e-5
        AS same_score
 FROM same_xray d JOIN same_xray p ON p.id = d.id AND p.kind = 'png'
-WHERE d.kind <> 'png' ORDER BY d.id, d.kind;
+WHERE d.kind LIKE 'dicom%' ORDER BY d.id, d.kind;
+-- a JPEG (quality 90, lossy) of the same X-ray: its score, beside the PNG's
+SELECT d.id, round(cxr.covid_predict(d.img, 'dicom_net')::numeric, 3) AS p_jpeg,
+       round(cxr.covid_predict(p.img, 'dicom_net')::numeric, 3) AS p_png
+FROM same_xray d JOIN same_xray p ON p.id = d.id AND p.kind = 'png'
+WHERE d.kind = 'jpeg_q90' ORDER BY d.id;
 SELECT cxr.cxr_model_drop('dicom_net');

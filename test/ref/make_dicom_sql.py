@@ -234,6 +234,9 @@ def same_xray():
         ds = dataset(v, 8, 8, n=60 + i)
         ds.compress(RLELossless, v.astype(np.uint8))
         out.append((i, "dicom_rle", to_bytes(ds)))
+        b = io.BytesIO()  # lossy: its score is reported, not compared
+        Image.fromarray(v.astype(np.uint8), "L").save(b, "JPEG", quality=90)
+        out.append((i, "jpeg_q90", b.getvalue()))
     return out
 
 

@@ -2,7 +2,7 @@
 # A real imaging archive: Debian's Orthanc with its PostgreSQL plugins keeps its index and every
 # DICOM file (as a large object) in this test's PostgreSQL. DICOM copies of a few shared X-rays
 # (plus a lateral and a non-chest one) go in through Orthanc's REST API on loopback; one SQL query
-# over Orthanc's own tables, run by a role with only the grants docs/orthanc.md lists, scores
+# over Orthanc's own tables, run by a role with only the grants the README lists, scores
 # every chest PA/AP X-ray Orthanc stores, each equal to scoring the same file's bytes directly
 # (and to the PNG it was made from). Without the grants the role gets a permission error; a
 # trigger keeps the grants current for files uploaded later.
@@ -30,10 +30,10 @@ for f in "$orthanc" "$plugins/libOrthancPostgreSQLIndex.so" "$plugins/libOrthanc
     [ -e "$f" ] || { echo "1..0 # SKIP no $f (Debian packages orthanc, orthanc-postgresql)"; exit 0; }
 done
 command -v curl >/dev/null || { echo "1..0 # SKIP no curl"; exit 0; }
-echo "1..12"
+echo "1..13"
 db=cxr_orthanc
 srv=cxr_orthanc_srv           # the role Orthanc connects as: owns its tables and large objects
-scorer=cxr_orthanc_scorer     # the scoring role: only the grants docs/orthanc.md lists
+scorer=cxr_orthanc_scorer     # the scoring role: only the grants the README lists
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 orthanc_pid=
@@ -193,31 +193,40 @@ same=$(q -c "SELECT count(*) FROM direct d
 ok $([ "$same" = 8 ]; echo $?) "resources -> attachedfiles (filetype 1) -> storagearea gives each instance's uploaded bytes ($same of 8)"
 
 # ---------------------------------------------------------------- the scoring role
-# The query docs/orthanc.md shows: every stored chest PA/AP CR or DX X-ray, scored.
-read -r -d '' score_sql <<'SQL'
-SELECT i.publicid AS instance, cxr.covid_predict(f.dicom) AS p_covid
-FROM resources i                                    -- resourcetype 3: an instance
-JOIN attachedfiles a ON a.id = i.internalid
-                    AND a.filetype = 1              -- its DICOM file
-                    AND a.compressiontype = 1       -- stored as is ("StorageCompression": false)
-JOIN storagearea s ON s.uuid = a.uuid               -- the file: large object s.content
-JOIN maindicomtags modality ON modality.id = i.parentid   -- the series' tags
-     AND (modality.taggroup, modality.tagelement) = (8, 96)       -- (0008,0060) Modality
-JOIN maindicomtags body ON body.id = i.parentid
-     AND (body.taggroup, body.tagelement) = (24, 21)              -- (0018,0015) BodyPartExamined
-CROSS JOIN LATERAL (SELECT lo_get(s.content) AS dicom OFFSET 0) f  -- read once per file
-WHERE i.resourcetype = 3
-  AND modality.value IN ('CR', 'DX') AND upper(body.value) = 'CHEST'
-  AND cxr.cxr_dicom_tags(f.dicom)->>'ViewPosition' IN ('PA', 'AP')
-SQL
-# Orthanc's owner grants the tables (psql as $srv: no superuser needed) ...
-grant_tables="GRANT SELECT ON resources, attachedfiles, storagearea, maindicomtags TO $scorer"
-# ... and each DICOM file's large object (PostgreSQL 15 has no default privileges for them)
-grant_files="DO \$\$ DECLARE o oid; BEGIN
-    FOR o IN SELECT content FROM storagearea WHERE type = 1 LOOP
-        EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO $scorer', o);
-    END LOOP; END \$\$"
-grant_models="GRANT SELECT ON cxr.models, cxr.deployments, cxr.current_models TO $scorer"
+# The README's two Orthanc blocks (```sql orthanc), as written, with this test's role names:
+# the query, then the grants (tables, large objects, the trigger, the model registry).
+readme_blocks() {
+    /usr/bin/python3 - "$scorer" <<'PY'
+import re, sys
+text = open("README.md").read()
+blocks = re.findall(r"```sql orthanc\n(.*?)```", text, re.S)
+assert len(blocks) == 2, len(blocks)
+query = blocks[0].strip().rstrip(";")
+grants = re.sub(r"\bscorer\b", sys.argv[1], blocks[1])
+# statements end with ';' at the end of a line, outside $$ quotes
+stmts, cur, quoted = [], [], False
+for line in grants.split("\n"):
+    if not cur and (not line.strip() or line.lstrip().startswith("--")):
+        continue
+    cur.append(line)
+    quoted ^= line.count("$$") % 2 == 1
+    if not quoted and line.rstrip().endswith(";"):
+        stmts.append("\n".join(cur))
+        cur = []
+assert len(stmts) == 5, len(stmts)
+for sql in [query] + stmts:
+    print(sql.replace("\n", "\x01"))
+PY
+}
+mapfile -t readme_sql < <(readme_blocks)
+ok $([ ${#readme_sql[@]} = 6 ]; echo $?) "the README's Orthanc query and its 5 grant statements are read (${#readme_sql[@]})"
+for k in "${!readme_sql[@]}"; do readme_sql[$k]=$(tr '\001' '\n' <<< "${readme_sql[$k]}"); done
+score_sql=${readme_sql[0]}
+grant_tables=${readme_sql[1]}   # as Orthanc's role, the tables' owner: no superuser needed
+grant_files=${readme_sql[2]}    # each DICOM file's large object
+grant_trigger_fn=${readme_sql[3]}
+grant_trigger=${readme_sql[4]}
+grant_models=${readme_sql[5]}   # as a superuser
 # error ROLE SQL: the message of its error, numbers as N ("" when it succeeds)
 error() { psql -X -q -U "$1" -c "$2" 2>&1 >/dev/null | head -1 |
           sed -n 's/^ERROR: *//p' | sed 's/[0-9][0-9]*$/N/'; }
@@ -253,14 +262,7 @@ ok $([ "$diff" = 0 ] && [ "$(q -c 'SELECT count(p_dicom) FROM scored_direct')" =
 # ---------------------------------------------------------------- files uploaded later
 # A trigger of Orthanc's owner on its storage table grants each new file as Orthanc stores it
 # (it runs as the role inserting the row: Orthanc's, the large object's owner).
-q -U $srv -c "CREATE FUNCTION cxr_grant_dicom_file() RETURNS trigger LANGUAGE plpgsql AS \$\$
-BEGIN
-    IF NEW.type = 1 THEN
-        EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO $scorer', NEW.content);
-    END IF;
-    RETURN NULL;
-END \$\$" -c "CREATE TRIGGER cxr_grant_dicom_file AFTER INSERT ON storagearea
-              FOR EACH ROW EXECUTE FUNCTION cxr_grant_dicom_file()"
+q -U $srv -c "$grant_trigger_fn" -c "$grant_trigger"
 upload late
 late_id=$(awk -F'\t' '$1 == "late" {print $2}' "$tmp/ids.tsv")
 load_direct late "$late_id" | q
