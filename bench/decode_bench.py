@@ -8,7 +8,7 @@ decoders, in the same run; and what share of scoring one 16-bit DICOM its decodi
 The image: a shared X-ray (or test/data/xray0.png) enlarged to SIDE x SIDE (2500) with PIL,
 stored as 12 bits in 16 (values 0..4095, plus a little noise so that lossless codecs work as on
 real detectors). cxr_attn's times are the best of REPEATS in one process (`cxr_cli time`);
-pydicom's the best of REPEATS of dcmread + pixel_array; DCMTK's the best of REPEATS of a whole
+pydicom's the best of REPEATS of dcmread + pixel_array (stored values: no rescale or VOI); DCMTK's the best of REPEATS of a whole
 dcmdjpeg/dcmdrle/dcmconv process that decodes to an uncompressed file (process start and the
 write included: said in the table).
 """

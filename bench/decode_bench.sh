@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s test/bin/cxr_cli >/dev/null
-work=$(mktemp -d)
+work=${CXR_BENCH_WORK:-$(mktemp -d)}
 trap 'rm -rf "$work"' EXIT
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores; $(date -u +%F)"
 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/decode_bench.py test/bin/cxr_cli \

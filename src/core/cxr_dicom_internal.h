@@ -27,4 +27,12 @@ size_t cxr_dicom_native_frame_bytes(const cxr_dicom_info *info);
 cxr_img_status cxr_dicom_unpack_native(const cxr_dicom_info *info, int words_swapped,
                                        int32_t *samples, char *err, size_t errlen);
 
+/* Native 8- or 16-bit grayscale frames go straight from the file's bytes to gray through a
+ * table of every stored code (no intermediate samples: at X-ray sizes, touching 25 MB of fresh
+ * memory costs more than the arithmetic). The predicate says when the direct path applies; it
+ * gives the values cxr_dicom_unpack_native + cxr_dicom_samples_to_gray give. */
+int cxr_dicom_native_mono_direct(const cxr_dicom_info *info, int words_swapped);
+cxr_img_status cxr_dicom_native_mono_gray(const cxr_dicom_info *info, float *out, char *err,
+                                          size_t errlen);
+
 #endif

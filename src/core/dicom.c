@@ -22,6 +22,7 @@
 #include "cxr_codec.h"
 #include "cxr_dicom.h"
 #include "cxr_dicom_internal.h"
+#include "cxr_large_buffer.h"
 #include "cxr_interrupt.h"
 
 #define UNDEFINED_LENGTH 0xFFFFFFFFu
@@ -671,7 +672,7 @@ inflate_dataset(const uint8_t *src, size_t n, uint8_t **out, size_t *out_len, ch
     size_t cap = n < limit / 4 ? 4 * n : limit, done = 0, used = 0;
     if (cap < 4096)
         cap = limit < 4096 ? limit : 4096;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = cxr_large_buffer(cap);
     z_stream z;
     memset(&z, 0, sizeof z);
     if (!buf || inflateInit2(&z, -15) != Z_OK) { /* raw deflate, PS3.5 A.5 */
@@ -694,7 +695,11 @@ inflate_dataset(const uint8_t *src, size_t n, uint8_t **out, size_t *out_len, ch
                 break;
             }
             size_t ncap = cap <= limit / 2 ? 2 * cap : limit;
-            uint8_t *nb = realloc(buf, ncap);
+            uint8_t *nb = cxr_large_buffer(ncap); /* huge pages: see cxr_large_buffer.h */
+            if (nb) {
+                memcpy(nb, buf, done);
+                free(buf);
+            }
             if (!nb) {
                 snprintf(err, errlen, "out of memory inflating a deflated DICOM dataset");
                 st = CXR_IMG_NO_MEMORY;
@@ -1082,7 +1087,10 @@ cxr_dicom_decode_gray(cxr_dicom *d, size_t max_pixels, float *out, size_t out_ca
             return CXR_IMG_CORRUPT;
         }
     }
-    int32_t *samples = malloc(nsamples * sizeof *samples);
+    int swapped = d->pixel_words_swapped && in->bits_allocated == 8;
+    if (d->codec == CODEC_NATIVE && cxr_dicom_native_mono_direct(in, swapped))
+        return cxr_dicom_native_mono_gray(in, out, err, errlen);
+    int32_t *samples = cxr_large_buffer(nsamples * sizeof *samples);
     if (!samples) {
         snprintf(err, errlen, "out of memory decoding a %ux%u DICOM image", in->columns,
                  in->rows);
@@ -1090,8 +1098,7 @@ cxr_dicom_decode_gray(cxr_dicom *d, size_t max_pixels, float *out, size_t out_ca
     }
     int color_transformed = 0;
     if (d->codec == CODEC_NATIVE)
-        st = cxr_dicom_unpack_native(in, d->pixel_words_swapped && in->bits_allocated == 8,
-                                     samples, err, errlen);
+        st = cxr_dicom_unpack_native(in, swapped, samples, err, errlen);
     else
         st = decode_encapsulated(d, samples, nsamples, &color_transformed, err, errlen);
     if (st == CXR_IMG_OK)

@@ -2,6 +2,7 @@
  * PS3.3 C.7.6.3 Image Pixel, C.11.1 Modality LUT, C.11.2 VOI LUT), and native unpacking. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cxr_dicom.h"
@@ -199,6 +200,88 @@ color_to_gray(const cxr_dicom_info *in, const int32_t *s, int color_transformed,
     return CXR_IMG_OK;
 }
 
+/* The grayscale transforms (rescale, VOI, MONOCHROME1) of one image, for one stored code. */
+typedef struct {
+    const cxr_dicom_info *in;
+    int bs, sgn, invert, lut_bpe;
+    uint32_t mask;
+    double slope, icpt, xmin, span, c, w, lut_scale, first;
+} mono_map;
+
+static void
+mono_map_init(mono_map *mm, const cxr_dicom_info *in)
+{
+    mm->in = in;
+    mm->bs = in->bits_stored;
+    mm->sgn = in->pixel_representation == 1;
+    mm->mask = mm->bs == 32 ? 0xFFFFFFFFu : (1u << mm->bs) - 1u;
+    mm->slope = in->rescale_slope;
+    mm->icpt = in->rescale_intercept;
+    mm->invert = photometric_of(in->photometric) == PH_MONOCHROME1;
+    /* no VOI: the whole range BitsStored allows, through the rescale, onto [0, 1] */
+    double lo = mm->sgn ? -ldexp(1.0, mm->bs - 1) : 0.0;
+    double hi = mm->sgn ? ldexp(1.0, mm->bs - 1) - 1.0 : ldexp(1.0, mm->bs) - 1.0;
+    double xa = lo * mm->slope + mm->icpt, xb = hi * mm->slope + mm->icpt;
+    mm->xmin = xa < xb ? xa : xb;
+    mm->span = fabs(xb - xa);
+    if (mm->span == 0.0)
+        mm->span = 1.0; /* BitsStored 1 with a tiny slope: keep the map defined */
+    mm->c = in->window_center;
+    mm->w = in->window_width;
+    mm->lut_scale = 0.0;
+    mm->first = in->lut_first_mapped;
+    mm->lut_bpe = 0;
+    if (in->voi == CXR_VOI_LUT) {
+        mm->lut_scale = 1.0 / (ldexp(1.0, in->lut_bits) - 1.0);
+        mm->lut_bpe = lut_bytes_per_entry(in);
+    }
+}
+
+static float
+mono_gray(const mono_map *mm, int32_t sample)
+{
+    const cxr_dicom_info *in = mm->in;
+    double x = stored_value(sample, mm->mask, mm->bs, mm->sgn) * mm->slope + mm->icpt, y;
+    double c = mm->c, w = mm->w;
+    switch (in->voi) {
+    case CXR_VOI_LUT: {
+        /* x clamped to the mapped range; a fractional x (a fractional rescale) takes the entry
+         * below it */
+        double k = floor(x) - mm->first;
+        size_t idx = k <= 0.0 ? 0
+                     : k >= in->lut_entries - 1 ? (size_t)in->lut_entries - 1
+                                                : (size_t)k;
+        const uint8_t *e = in->lut_data + idx * (size_t)mm->lut_bpe;
+        unsigned v = mm->lut_bpe == 1      ? e[0]
+                     : in->ts_big_endian ? (unsigned)e[0] << 8 | e[1]
+                                         : (unsigned)e[1] << 8 | e[0];
+        y = v * mm->lut_scale;
+        break;
+    }
+    case CXR_VOI_WINDOW:
+        if (in->voi_function == CXR_VOI_SIGMOID) {
+            y = 1.0 / (1.0 + exp(-4.0 * (x - c) / w));
+        } else if (in->voi_function == CXR_VOI_LINEAR_EXACT) {
+            y = x <= c - w / 2 ? 0.0 : x > c + w / 2 ? 1.0 : (x - c) / w + 0.5;
+        } else {
+            /* with w = 1 the middle branch is empty: no division by zero */
+            double low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
+            y = x <= low ? 0.0 : x > high ? 1.0 : (x - (c - 0.5)) / (w - 1) + 0.5;
+        }
+        break;
+    default:
+        y = (x - mm->xmin) / mm->span;
+        break;
+    }
+    float g = clamp01(y);
+    return mm->invert ? 1.0f - g : g;
+}
+
+/* Up to 16 bits stored, every code's gray is computed once into a table (64k floats at most,
+ * the same function as per pixel, so the same values) and each pixel is a lookup: a 2,500 px
+ * square 12-bit X-ray has 6.25M pixels but 4,096 codes. */
+#define MONO_TABLE_MAX_BITS 16
+
 cxr_img_status
 cxr_dicom_samples_to_gray(const cxr_dicom_info *in, const int32_t *s, int color_transformed,
                           float *out, char *err, size_t errlen)
@@ -208,65 +291,77 @@ cxr_dicom_samples_to_gray(const cxr_dicom_info *in, const int32_t *s, int color_
         return st;
     if (in->samples_per_pixel == 3)
         return color_to_gray(in, s, color_transformed, out, err, errlen);
-
-    int bs = in->bits_stored, sgn = in->pixel_representation == 1;
-    uint32_t mask = bs == 32 ? 0xFFFFFFFFu : (1u << bs) - 1u;
-    double slope = in->rescale_slope, icpt = in->rescale_intercept;
-    int invert = photometric_of(in->photometric) == PH_MONOCHROME1;
-
-    /* no VOI: the whole range BitsStored allows, through the rescale, onto [0, 1] */
-    double lo = sgn ? -ldexp(1.0, bs - 1) : 0.0;
-    double hi = sgn ? ldexp(1.0, bs - 1) - 1.0 : ldexp(1.0, bs) - 1.0;
-    double xa = lo * slope + icpt, xb = hi * slope + icpt;
-    double xmin = xa < xb ? xa : xb, span = fabs(xb - xa);
-    if (span == 0.0)
-        span = 1.0; /* BitsStored 1 with a tiny slope: keep the map defined */
-
-    double c = in->window_center, w = in->window_width;
-    double lut_scale = 0.0, first = in->lut_first_mapped;
-    int lut_bpe = 0;
-    if (in->voi == CXR_VOI_LUT) {
-        lut_scale = 1.0 / (ldexp(1.0, in->lut_bits) - 1.0);
-        lut_bpe = lut_bytes_per_entry(in);
-    }
+    mono_map mm;
+    mono_map_init(&mm, in);
     size_t n = (size_t)in->rows * in->columns;
-    for (size_t i = 0; i < n; i++) {
-        if (i % POLL_PIXELS == 0 && cxr_interrupt_poll())
-            return interrupted(err, errlen);
-        double x = stored_value(s[i], mask, bs, sgn) * slope + icpt, y;
-        switch (in->voi) {
-        case CXR_VOI_LUT: {
-            /* x clamped to the mapped range; a fractional x (a fractional rescale) takes the
-             * entry below it */
-            double k = floor(x) - first;
-            size_t idx = k <= 0.0 ? 0
-                         : k >= in->lut_entries - 1 ? (size_t)in->lut_entries - 1
-                                                    : (size_t)k;
-            const uint8_t *e = in->lut_data + idx * (size_t)lut_bpe;
-            unsigned v = lut_bpe == 1          ? e[0]
-                         : in->ts_big_endian ? (unsigned)e[0] << 8 | e[1]
-                                             : (unsigned)e[1] << 8 | e[0];
-            y = v * lut_scale;
-            break;
-        }
-        case CXR_VOI_WINDOW:
-            if (in->voi_function == CXR_VOI_SIGMOID) {
-                y = 1.0 / (1.0 + exp(-4.0 * (x - c) / w));
-            } else if (in->voi_function == CXR_VOI_LINEAR_EXACT) {
-                y = x <= c - w / 2 ? 0.0 : x > c + w / 2 ? 1.0 : (x - c) / w + 0.5;
-            } else {
-                /* with w = 1 the middle branch is empty: no division by zero */
-                double low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
-                y = x <= low ? 0.0 : x > high ? 1.0 : (x - (c - 0.5)) / (w - 1) + 0.5;
-            }
-            break;
-        default:
-            y = (x - xmin) / span;
-            break;
-        }
-        float g = clamp01(y);
-        out[i] = invert ? 1.0f - g : g;
+    float *table = NULL;
+    if (mm.bs <= MONO_TABLE_MAX_BITS && n > ((size_t)1 << mm.bs)) {
+        table = malloc(sizeof(float) << mm.bs);
+        for (uint32_t u = 0; table && u <= mm.mask; u++)
+            table[u] = mono_gray(&mm, (int32_t)u);
     }
+    for (size_t i0 = 0; i0 < n; i0 += POLL_PIXELS) {
+        if (cxr_interrupt_poll()) {
+            free(table);
+            return interrupted(err, errlen);
+        }
+        size_t i1 = n - i0 < POLL_PIXELS ? n : i0 + POLL_PIXELS;
+        if (table)
+            for (size_t i = i0; i < i1; i++)
+                out[i] = table[(uint32_t)s[i] & mm.mask];
+        else
+            for (size_t i = i0; i < i1; i++)
+                out[i] = mono_gray(&mm, s[i]);
+    }
+    free(table);
+    return CXR_IMG_OK;
+}
+
+int
+cxr_dicom_native_mono_direct(const cxr_dicom_info *in, int words_swapped)
+{
+    return in->samples_per_pixel == 1 && in->bits_allocated <= 16 && !words_swapped &&
+           in->bits_stored <= MONO_TABLE_MAX_BITS;
+}
+
+cxr_img_status
+cxr_dicom_native_mono_gray(const cxr_dicom_info *in, float *out, char *err, size_t errlen)
+{
+    size_t n = (size_t)in->rows * in->columns, need = cxr_dicom_native_frame_bytes(in);
+    if (need == 0 || in->pixel_data_len < need) {
+        snprintf(err, errlen, "corrupt DICOM image: native Pixel Data holds %zu bytes, frame 1 "
+                 "of %ux%u needs %zu", in->pixel_data_len, in->columns, in->rows, need);
+        return CXR_IMG_CORRUPT;
+    }
+    mono_map mm;
+    mono_map_init(&mm, in);
+    float *table = malloc(sizeof(float) << mm.bs);
+    if (!table) {
+        snprintf(err, errlen, "out of memory decoding a %ux%u DICOM image", in->columns,
+                 in->rows);
+        return CXR_IMG_NO_MEMORY;
+    }
+    for (uint32_t u = 0; u <= mm.mask; u++)
+        table[u] = mono_gray(&mm, (int32_t)u);
+    const uint8_t *d = in->pixel_data;
+    int shift = in->high_bit + 1 - in->bits_stored, be = in->ts_big_endian;
+    for (size_t i0 = 0; i0 < n; i0 += POLL_PIXELS) {
+        if (cxr_interrupt_poll()) {
+            free(table);
+            return interrupted(err, errlen);
+        }
+        size_t i1 = n - i0 < POLL_PIXELS ? n : i0 + POLL_PIXELS;
+        if (in->bits_allocated == 8)
+            for (size_t i = i0; i < i1; i++)
+                out[i] = table[((uint32_t)d[i] >> shift) & mm.mask];
+        else if (be)
+            for (size_t i = i0; i < i1; i++)
+                out[i] = table[(((uint32_t)d[2 * i] << 8 | d[2 * i + 1]) >> shift) & mm.mask];
+        else
+            for (size_t i = i0; i < i1; i++)
+                out[i] = table[(((uint32_t)d[2 * i + 1] << 8 | d[2 * i]) >> shift) & mm.mask];
+    }
+    free(table);
     return CXR_IMG_OK;
 }
 
@@ -312,7 +407,27 @@ cxr_dicom_unpack_native(const cxr_dicom_info *in, int words_swapped, int32_t *sa
                  "columns (%zu) and PlanarConfiguration 0", cols);
         return CXR_IMG_CORRUPT;
     }
-    for (size_t k = 0, total = ybr422 ? npix * 2 : npix * (size_t)spp; k < total; k++) {
+    size_t total = ybr422 ? npix * 2 : npix * (size_t)spp;
+    if (!ybr422 && !(spp == 3 && in->planar_configuration == 1) && !words_swapped &&
+        bytes <= 2) {
+        /* the common layouts (8 or 16 bits, pixel-interleaved): a plain loop per chunk */
+        for (size_t k0 = 0; k0 < total; k0 += POLL_PIXELS) {
+            if (cxr_interrupt_poll())
+                return interrupted(err, errlen);
+            size_t k1 = total - k0 < POLL_PIXELS ? total : k0 + POLL_PIXELS;
+            if (bytes == 1)
+                for (size_t k = k0; k < k1; k++)
+                    samples[k] = (int32_t)(d[k] >> shift);
+            else if (be)
+                for (size_t k = k0; k < k1; k++)
+                    samples[k] = (int32_t)(((uint32_t)d[2 * k] << 8 | d[2 * k + 1]) >> shift);
+            else
+                for (size_t k = k0; k < k1; k++)
+                    samples[k] = (int32_t)(((uint32_t)d[2 * k + 1] << 8 | d[2 * k]) >> shift);
+        }
+        return CXR_IMG_OK;
+    }
+    for (size_t k = 0; k < total; k++) {
         if (k % POLL_PIXELS == 0 && cxr_interrupt_poll())
             return interrupted(err, errlen);
         const uint8_t *p = d + k * (size_t)bytes;

@@ -7,6 +7,7 @@
 
 #include "cxr_image.h"
 #include "cxr_interrupt.h"
+#include "cxr_large_buffer.h"
 
 static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -130,7 +131,7 @@ cxr_png_decode_gray(const uint8_t *buf, size_t len, size_t max_pixels, float *ou
                    (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
     size_t nch = PNG_IMAGE_SAMPLE_CHANNELS(image.format);
     size_t bytes = pixels * nch * (linear ? 2 : 1);
-    void *raw = malloc(bytes);
+    void *raw = cxr_large_buffer(bytes);
     if (!raw) {
         png_image_free(&image);
         snprintf(err, errlen, "out of memory decoding a %ux%u PNG image", info.width,

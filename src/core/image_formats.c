@@ -9,6 +9,7 @@
 #include "cxr_dicom.h"
 #include "cxr_image.h"
 #include "cxr_interrupt.h"
+#include "cxr_large_buffer.h"
 
 cxr_image_format
 cxr_image_detect(const uint8_t *buf, size_t len)
@@ -148,7 +149,7 @@ jpeg_to_gray(const uint8_t *buf, size_t len, size_t pixels, float *gray, char *e
     if (st != CXR_IMG_OK)
         return st;
     size_t samples = pixels * (size_t)f.components;
-    int32_t *s = malloc(samples * sizeof *s);
+    int32_t *s = cxr_large_buffer(samples * sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory decoding a %dx%d JPEG image", f.width, f.height);
         return CXR_IMG_NO_MEMORY;
