@@ -47,7 +47,11 @@ from pydicom.dataset import Dataset
 warnings.simplefilter("ignore")
 
 PYDICOM_FILES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
-XRAYS = "/work/shared/data/cxr/images"
+# the shared X-rays beside the checkout (CXR_DATA as the TAP tests take it), else the repository's
+# own X-ray-like test images stand in
+_DATA = os.environ.get("CXR_DATA") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                    "..", "..", "..", "shared", "data", "cxr")
+XRAYS = os.path.join(_DATA, "images")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
