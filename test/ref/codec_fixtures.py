@@ -35,7 +35,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_pixel_data_frame
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-CXR = "/work/shared/data/cxr/images/normal/Normal-10000.png"
+CXR = os.path.join(os.environ.get("CXR_DATA") or
+                   os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "shared", "data", "cxr"), "images", "normal", "Normal-10000.png")
 TEST_FILES = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
 JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
