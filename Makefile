@@ -68,6 +68,11 @@ test/dicom_fixtures/.done: test/ref/dicom_reference.py test/ref/codec_fixtures.p
 	$(PYTHON) test/ref/codec_fixtures.py --out test/dicom_fixtures/codecs
 	touch $@
 
+# the core library's benchmark (bench/run.sh)
+bench/bin/bench_core: bench/bench_core.c $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p bench/bin
+	$(CORE_CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
 check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; \
 		CXR_FIXTURES=test/fixtures CXR_DICOM_FIXTURES=test/dicom_fixtures \
@@ -76,6 +81,11 @@ check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 	@set -e; for p in $$(test/bin/test_batch paths); do \
 		echo "== test/bin/test_reference, inference on dot path $$p"; \
 		CXR_DOT_PATH=$$p CXR_REFERENCE_INFERENCE_ONLY=1 CXR_FIXTURES=test/fixtures test/bin/test_reference; done
+	@# and on every Winograd product path
+	@set -e; for p in $$(test/bin/test_winograd paths); do \
+		echo "== test/bin/test_winograd and test_reference inference, Winograd product path $$p"; \
+		CXR_WINO_PATH=$$p test/bin/test_winograd; \
+		CXR_WINO_PATH=$$p CXR_REFERENCE_INFERENCE_ONLY=1 CXR_FIXTURES=test/fixtures test/bin/test_reference; done
 
 .PHONY: check-core
 

@@ -3,7 +3,8 @@
  * workspace beyond the weights; then conv-layer GFLOP/s against
  * cblas_sgemm on square matrices. Prints one "C ..." line per measurement for bench/run.sh.
  *
- *   bench/bin/bench_core THREADS [networks...] */
+ *   bench/bin/bench_core THREADS [networks...]
+ *   BENCH_GFLOPS_ONLY=1 CXR_WINO_PATH=avx2 bench/bin/bench_core 1    (the conv rate on one path) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +88,9 @@ bench_network(const char *arch, int do_train)
     cxr_model_free(m);
 }
 
-/* The FMA peak of one core at the widest vector width the CPU has: independent accumulators,
- * no memory traffic. */
+/* The FMA peak of one core at the vector width of the Winograd products' path in use (the widest
+ * the CPU has, unless CXR_WINO_PATH names another): independent accumulators, no memory
+ * traffic. */
 static const char *peak_isa = "scalar";
 
 #define PEAK_LOOP(VT)                                                                              \
@@ -124,10 +126,11 @@ static double
 fma_peak(void)
 {
     __builtin_cpu_init();
+    int narrow = strstr(cxr_winograd_describe(), "products: avx2") != NULL;
     double best = 0;
     for (int r = 0; r < 5; r++) {
         double g = 0;
-        if (__builtin_cpu_supports("avx512f")) {
+        if (__builtin_cpu_supports("avx512f") && !narrow) {
             g = peak_avx512(20000000);
             peak_isa = "avx512, 16 floats";
         } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
@@ -197,6 +200,10 @@ main(int argc, char **argv)
     cxr_blas_set_threads(threads);
     printf("C kernels %s\n", cxr_blas_describe());
     int train = getenv("BENCH_NO_TRAIN") == NULL;
+    if (getenv("BENCH_GFLOPS_ONLY")) {
+        bench_gflops();
+        return 0;
+    }
     if (argc > 2)
         for (int i = 2; i < argc; i++)
             bench_network(argv[i], train);

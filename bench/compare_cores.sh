@@ -45,7 +45,7 @@ PY
 if [ "${SPEED:-0}" = 1 ]; then
     for tree in "$tmp/old" .; do
         gcc -std=c11 -D_GNU_SOURCE -O2 -I"$tree/src/core" -o "$tmp/bench_$(basename "$tree")" \
-            "$tree/bench/bench_core.c" "$tree"/src/core/*.c -lpng -lz -ldl -lm -lpthread
+            "$tree/bench/bench_core.c" "$tree"/src/core/*.c -I/usr/include/openjpeg-2.5 -lpng -ljpeg -lopenjp2 -lz -ldl -lm -lpthread
     done
     for t in 1 2; do
         for side in old .; do

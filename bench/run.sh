@@ -7,15 +7,21 @@
 #   bench/run.sh > bench/core_results.md        (OPENBLAS_CORETYPE is cleared for both sides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p bench/bin
-gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Isrc/core -o bench/bin/bench_core \
-    bench/bench_core.c src/core/*.c -lpng -lz -ldl -lm -lpthread
+make -s bench/bin/bench_core test/bin/test_winograd
 unset OPENBLAS_CORETYPE
 out=$(mktemp)
 for t in 1 2; do
     echo "threads $t" >> "$out"
     bench/bin/bench_core "$t" >> "$out"
     /usr/bin/python3 bench/bench_torch.py "$t" >> "$out"
+done
+# the conv layers' rate on every other Winograd product path this CPU runs, against the FMA
+# peak at that path's vector width
+echo "threads 1" >> "$out"
+for p in avx2; do
+    if grep -q "^$p\$" <(test/bin/test_winograd paths); then
+        CXR_WINO_PATH=$p BENCH_GFLOPS_ONLY=1 bench/bin/bench_core 1 | grep conv_gflops >> "$out"
+    fi
 done
 /usr/bin/python3 - "$out" <<'PY'
 import re, sys, platform

@@ -4,6 +4,7 @@
 #ifndef CXR_LAYERS_H
 #define CXR_LAYERS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,16 +68,45 @@ void cxr_dropout_mask(uint64_t seed, float p, float *mask, size_t n);
 void cxr_dropout_forward(const float *x, const float *mask, float *y, size_t n);
 void cxr_dropout_backward(const float *dy, const float *mask, float *dx, size_t n);
 
+/* ---- kernels with several paths (kernel_paths.c): AVX-512 and AVX2 (with FMA) on x86, then
+ * portable C, numbered 0 .. CXR_KERNEL_PATHS - 1; each kernel has a function per path ---- */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CXR_KERNEL_X86 1
+#define CXR_KERNEL_PATHS 3
+#else
+#define CXR_KERNEL_PATHS 1
+#endif
+/* Vector paths fuse each multiply-add (ISO C mode would not contract them). Clang (the JIT
+ * bitcode PostgreSQL keeps beside the library) has no such attribute. */
+#ifdef __clang__
+#define CXR_FUSED
+#else
+#define CXR_FUSED optimize("fp-contract=fast")
+#endif
+const char *cxr_kernel_path_name(int path);
+int cxr_kernel_path_runs_here(int path);
+/* A kernel's choice, made once: the first path that runs here and passes(path); the variable
+ * env may name another that runs here (tests run every path this way). The description reads
+ * "what: name (self-test passed)", or what went wrong. */
+typedef struct {
+    const char *env, *what;
+    int (*passes)(int path);
+    pthread_mutex_t lock;
+    int chosen; /* -1 until chosen */
+    char description[160];
+} cxr_kernel_choice;
+#define CXR_KERNEL_CHOICE(env, what, passes) \
+    {(env), (what), (passes), PTHREAD_MUTEX_INITIALIZER, -1, "not chosen"}
+int cxr_kernel_chosen(cxr_kernel_choice *choice);
+const char *cxr_kernel_choice_describe(cxr_kernel_choice *choice);
+
 /* ---- fully connected inference over a batch (dot_kernels.c): y[b][o] = bias[o] + x[b] . w[o],
  * each output summed in the same order whatever the batch, so a row's result never depends on
  * the rows beside it. The path (AVX-512, AVX2+FMA, portable) is chosen from the CPU once. ---- */
 void cxr_dot_batch(const float *x, int n, int in, int out, const float *w, const float *bias,
                    float *y);
 const char *cxr_dot_describe(void);
-/* Tests run every path this CPU can execute. */
-int cxr_dot_path_count(void);
-const char *cxr_dot_path_name(int path);
-int cxr_dot_path_runs_here(int path);
+/* One path (cxr_kernel_path_name), for tests. */
 void cxr_dot_batch_path(int path, const float *x, int n, int in, int out, const float *w,
                         const float *bias, float *y);
 

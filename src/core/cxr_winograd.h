@@ -7,7 +7,12 @@
 /* Whether a layer of shape s on an h x w input is computed this way (stride 1, 3x3 or 5x5, at
  * least 8 input channels, a map of at least 16 tiles). */
 int cxr_winograd_applies(const cxr_conv_shape *s, int h, int w);
-/* Transformed weights U (36 x cout x cin floats) of weight [cout][cin][k][k]. */
+/* Operand layouts of the 36 products (winograd_products.c): output channels in rows of
+ * CXR_WINO_ROWS, tiles in blocks of CXR_WINO_TILES. */
+#define CXR_WINO_ROWS 8
+#define CXR_WINO_TILES 16
+/* Transformed weights U[36][cout/8][cin][8] (cout rounded up to 8, zero rows) of weight
+ * [cout][cin][k][k]. */
 size_t cxr_winograd_weight_floats(const cxr_conv_shape *s);
 void cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u);
 /* Scratch for one image. */
@@ -18,5 +23,15 @@ void cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w,
 /* Checked against a direct convolution once; CXR_CONV_PATH=direct turns it off. */
 int cxr_winograd_enabled(void);
 const char *cxr_winograd_describe(void);
+
+/* M[xi] = U[xi] V[xi] for xi in [xi_lo, xi_hi): U[36][coutp/8][cin][8], V[36][tb_n][cin][16],
+ * M[tb_n][coutp][36][16]. The path (AVX-512, AVX2+FMA, portable) is chosen from the CPU once;
+ * CXR_WINO_PATH may name another that runs here. */
+void cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
+                           int coutp, int tb_n);
+const char *cxr_winograd_products_describe(void);
+/* One path (cxr_kernel_path_name), for tests. */
+void cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
+                                float *M, int cin, int coutp, int tb_n);
 
 #endif

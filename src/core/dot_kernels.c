@@ -13,7 +13,6 @@
 #include "cxr_layers.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,23 +100,15 @@ dot_portable(const float *x, int n, int in, int out, const float *w, const float
 }
 #pragma GCC pop_options
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CXR_DOT_X86 1
-/* The vector paths fuse each multiply-add (ISO C mode would not contract them). Clang (the
- * JIT bitcode PostgreSQL keeps beside the library) has no such attribute. */
-#ifdef __clang__
-#define FUSED
-#else
-#define FUSED optimize("fp-contract=fast")
-#endif
-__attribute__((target("avx2,fma"), FUSED)) static void
+#ifdef CXR_KERNEL_X86
+__attribute__((target("avx2,fma"), CXR_FUSED)) static void
 dot_avx2(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
          int o_lo, int o_hi)
 {
     DOT_BODY(v8, 2, 2, 3)
 }
 
-__attribute__((target("avx512f,fma"), FUSED)) static void
+__attribute__((target("avx512f,fma"), CXR_FUSED)) static void
 dot_avx512(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
            int o_lo, int o_hi)
 {
@@ -125,64 +116,20 @@ dot_avx512(const float *x, int n, int in, int out, const float *w, const float *
 }
 #endif
 
-typedef struct {
-    const char *name;
-    dot_fn fn;
-    const char *feature[2]; /* CPU features it needs */
-} dot_path;
-
-static const dot_path paths[] = {
-#ifdef CXR_DOT_X86
-    {"avx512", dot_avx512, {"avx512f", "fma"}},
-    {"avx2", dot_avx2, {"avx2", "fma"}},
+/* in the order of kernel_paths.c */
+static const dot_fn path_fn[CXR_KERNEL_PATHS] = {
+#ifdef CXR_KERNEL_X86
+    dot_avx512,
+    dot_avx2,
 #endif
-    {"portable", dot_portable, {NULL, NULL}},
+    dot_portable,
 };
-#define N_PATHS ((int)(sizeof paths / sizeof paths[0]))
-
-static int
-cpu_has(const char *feature)
-{
-#ifdef CXR_DOT_X86
-    __builtin_cpu_init();
-    if (!strcmp(feature, "avx512f"))
-        return __builtin_cpu_supports("avx512f");
-    if (!strcmp(feature, "avx2"))
-        return __builtin_cpu_supports("avx2");
-    if (!strcmp(feature, "fma"))
-        return __builtin_cpu_supports("fma");
-#endif
-    (void)feature;
-    return 0;
-}
-
-int
-cxr_dot_path_count(void)
-{
-    return N_PATHS;
-}
-
-const char *
-cxr_dot_path_name(int path)
-{
-    return path >= 0 && path < N_PATHS ? paths[path].name : NULL;
-}
-
-int
-cxr_dot_path_runs_here(int path)
-{
-    if (path < 0 || path >= N_PATHS)
-        return 0;
-    for (int i = 0; i < 2; i++)
-        if (paths[path].feature[i] && !cpu_has(paths[path].feature[i]))
-            return 0;
-    return 1;
-}
 
 /* Against a double-precision product, on shapes that exercise every tile edge and the tail. */
 static int
-self_test(dot_fn fn)
+self_test(int path)
 {
+    dot_fn fn = path_fn[path];
     enum { N = 5, IN = 77, OUT = 11 };
     static float x[N * IN], w[OUT * IN], bias[OUT], y[N * OUT], y1[OUT];
     for (int i = 0; i < N * IN; i++)
@@ -209,52 +156,25 @@ self_test(dot_fn fn)
     return 1;
 }
 
-static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
-static int chosen = -1;
-static char description[160] = "not chosen";
-
-/* The first path that runs here and passes its self-test; CXR_DOT_PATH may name another that
- * runs here (tests run every path this way). */
-static void
-choose(void)
-{
-    const char *want = getenv("CXR_DOT_PATH");
-    char failed[96] = "";
-    for (int p = 0; p < N_PATHS && chosen < 0; p++) {
-        if (!cxr_dot_path_runs_here(p) || (want && *want && strcmp(want, paths[p].name) != 0))
-            continue;
-        if (self_test(paths[p].fn))
-            chosen = p;
-        else
-            snprintf(failed + strlen(failed), sizeof failed - strlen(failed), " %s",
-                     paths[p].name);
-    }
-    int passed = chosen >= 0;
-    if (!passed) /* CXR_DOT_PATH names no path that runs here, or every one failed */
-        chosen = N_PATHS - 1;
-    snprintf(description, sizeof description, "fully connected inference: %s (%s%s%s)",
-             paths[chosen].name, passed ? "self-test passed" : "no path chosen",
-             *failed ? "; failed:" : "", failed);
-}
+static cxr_kernel_choice choice =
+    CXR_KERNEL_CHOICE("CXR_DOT_PATH", "fully connected inference", self_test);
 
 const char *
 cxr_dot_describe(void)
 {
-    pthread_once(&choose_once, choose);
-    return description;
+    return cxr_kernel_choice_describe(&choice);
 }
 
 void
 cxr_dot_batch_path(int path, const float *x, int n, int in, int out, const float *w,
                    const float *bias, float *y)
 {
-    paths[path].fn(x, n, in, out, w, bias, y, 0, out);
+    path_fn[path](x, n, in, out, w, bias, y, 0, out);
 }
 
 void
 cxr_dot_batch(const float *x, int n, int in, int out, const float *w, const float *bias, float *y)
 {
-    pthread_once(&choose_once, choose);
     if (n > 0 && out > 0)
-        paths[chosen].fn(x, n, in, out, w, bias, y, 0, out);
+        path_fn[cxr_kernel_chosen(&choice)](x, n, in, out, w, bias, y, 0, out);
 }

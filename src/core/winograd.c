@@ -7,9 +7,11 @@
  * the Cook-Toom construction (A^T: powers of the points; G: the Lagrange weights; B^T solved
  * from A^T and G) and are checked here against a direct convolution before first use.
  *
- * Layout, per image: V[36][cin][tiles] = B^T d B for each 6x6 input tile, M[36] = U[36] V[36]
- * as 36 GEMMs (cout x cin times cin x tiles), then y = A^T M A for each tile. U[36][cout][cin]
- * = G g G^T is computed once per model (cxr_model_prepare_inference). */
+ * Layout, per image: V[36][tiles/16][cin][16] = B^T d B for each 6x6 input tile, M[36] = U[36]
+ * V[36] as 36 products (cout x cin times cin x tiles, winograd_products.c), then y = A^T M A
+ * for each tile. U[36][cout/8][cin][8] = G g G^T is computed once per model
+ * (cxr_model_prepare_inference). Tiles are numbered row by row across the map, so a block of 16
+ * may span two tile rows. */
 #include "cxr_winograd.h"
 
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "cxr_blas.h"
+#include "cxr_layers.h"
 #include "cxr_threads.h"
 
 #define A 6 /* tile side */
@@ -49,7 +52,7 @@ tile_out(int k)
 }
 
 static int enabled = -1; /* -1: not decided yet */
-static char description[128] = "not checked";
+static char description[256] = "not checked";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 int
@@ -61,6 +64,19 @@ cxr_winograd_applies(const cxr_conv_shape *s, int h, int w)
     /* the 36 products have one column per tile: below 16 tiles they are too thin to pay */
     int m = tile_out(s->k);
     return ((oh + m - 1) / m) * ((ow + m - 1) / m) >= 16;
+}
+
+/* output channels rounded up to whole rows of the products' register tile */
+static int
+padded_cout(const cxr_conv_shape *s)
+{
+    return (s->cout + CXR_WINO_ROWS - 1) / CXR_WINO_ROWS * CXR_WINO_ROWS;
+}
+
+static size_t
+tile_blocks(size_t tiles)
+{
+    return (tiles + CXR_WINO_TILES - 1) / CXR_WINO_TILES;
 }
 
 static void
@@ -76,7 +92,7 @@ tiles_of(const cxr_conv_shape *s, int h, int w, int *oh, int *ow, int *th, int *
 size_t
 cxr_winograd_weight_floats(const cxr_conv_shape *s)
 {
-    return (size_t)A * A * s->cout * s->cin;
+    return (size_t)A * A * padded_cout(s) * s->cin;
 }
 
 size_t
@@ -84,7 +100,8 @@ cxr_winograd_scratch_floats(const cxr_conv_shape *s, int h, int w)
 {
     int oh, ow, th, tw;
     tiles_of(s, h, w, &oh, &ow, &th, &tw);
-    return (size_t)A * A * th * tw * ((size_t)s->cin + s->cout);
+    return (size_t)A * A * tile_blocks((size_t)th * tw) * CXR_WINO_TILES *
+           ((size_t)s->cin + padded_cout(s));
 }
 
 void
@@ -92,7 +109,8 @@ cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
 {
     int k = s->k;
     const float *G = k == 5 ? &G5[0][0] : &G3[0][0];
-    size_t plane = (size_t)s->cout * s->cin;
+    size_t plane = (size_t)padded_cout(s) * s->cin;
+    memset(u, 0, sizeof(float) * A * A * plane); /* the padding rows */
     for (int o = 0; o < s->cout; o++)
         for (int c = 0; c < s->cin; c++) {
             const float *g = weight + ((size_t)o * s->cin + c) * k * k;
@@ -109,7 +127,9 @@ cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
                     float acc = 0;
                     for (int l = 0; l < k; l++)
                         acc += t[i][l] * G[j * k + l];
-                    u[(size_t)(i * A + j) * plane + (size_t)o * s->cin + c] = acc;
+                    u[(size_t)(i * A + j) * plane +
+                      ((size_t)(o / CXR_WINO_ROWS) * s->cin + c) * CXR_WINO_ROWS +
+                      o % CXR_WINO_ROWS] = acc;
                 }
         }
 }
@@ -159,41 +179,47 @@ at_rows(int k, const float *m, size_t ms, float *o, size_t os)
         }
 }
 
-/* V[xi][c][t0 .. t0 + n) for up to L tiles of tile row ty, channel c */
+/* V[xi][tb][c][0 .. 16) for the n (<= 16) tiles of block tb, channel c; lanes past n are 0 */
 CLONES static void
-input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int ty, int tx0,
-            int n, float *V, size_t T, size_t t0)
+input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int tw, size_t t0,
+            int n, float *V, size_t xi_stride)
 {
     float d[A][A][L], t[A][A][L], v[A][A][L];
-    for (int i = 0; i < A; i++) {
-        int iy = ty * m - s->pad + i;
-        for (int j = 0; j < A; j++)
-            for (int l = 0; l < L; l++) {
-                int ix = (tx0 + l) * m - s->pad + j;
-                d[i][j][l] = l < n && iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0;
-            }
+    for (int l = 0; l < L; l++) {
+        int tile = (int)t0 + l, iy0 = tile / tw * m - s->pad, ix0 = tile % tw * m - s->pad;
+        if (l >= n) {
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < A; j++)
+                    d[i][j][l] = 0;
+        } else if (iy0 >= 0 && iy0 + A <= h && ix0 >= 0 && ix0 + A <= w) {
+            const float *p = plane + (size_t)iy0 * w + ix0;
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < A; j++)
+                    d[i][j][l] = p[(size_t)i * w + j];
+        } else { /* a tile over the padding */
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < A; j++) {
+                    int iy = iy0 + i, ix = ix0 + j;
+                    d[i][j][l] = iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0;
+                }
+        }
     }
     for (int j = 0; j < A; j++) /* columns: t[.][j] = B^T d[.][j] */
         bt_rows(&d[0][j][0], A * L, &t[0][j][0], A * L);
     for (int i = 0; i < A; i++) /* rows: v[i][.] = t[i][.] B */
         bt_rows(&t[i][0][0], L, &v[i][0][0], L);
     for (int xi = 0; xi < A * A; xi++)
-        memcpy(V + (size_t)xi * s->cin * T + t0, v[xi / A][xi % A], sizeof(float) * n);
+        memcpy(V + (size_t)xi * xi_stride, v[xi / A][xi % A], sizeof(float) * L);
 }
 
-/* y for up to L tiles from M[xi][o][t0 .. t0 + n) */
+/* y for the n (<= 16) tiles of block tb, output channel o, from M[tb][o][xi][0 .. 16) */
 CLONES static void
-output_tiles(const cxr_conv_shape *s, const float *M, size_t T, size_t t0, int n, int o, float b,
-             float *out, int oh, int ow, int tw, int m)
+output_tiles(const cxr_conv_shape *s, const float *mm, size_t t0, int n, float b, float *out,
+             int oh, int ow, int tw, int m)
 {
-    float mm[A][A][L], t[4][A][L], yv[4][4][L];
-    for (int xi = 0; xi < A * A; xi++) {
-        memcpy(mm[xi / A][xi % A], M + ((size_t)xi * s->cout + o) * T + t0, sizeof(float) * n);
-        for (int l = n; l < L; l++)
-            mm[xi / A][xi % A][l] = 0;
-    }
+    float t[4][A][L], yv[4][4][L];
     for (int j = 0; j < A; j++) /* columns */
-        at_rows(s->k, &mm[0][j][0], A * L, &t[0][j][0], A * L);
+        at_rows(s->k, mm + j * L, A * L, &t[0][j][0], A * L);
     for (int i = 0; i < m; i++) /* rows */
         at_rows(s->k, &t[i][0][0], L, &yv[i][0][0], L);
     for (int l = 0; l < n; l++) {
@@ -209,8 +235,8 @@ typedef struct {
     const cxr_conv_shape *s;
     const float *x, *u, *bias;
     float *y, *V, *M;
-    int h, w, oh, ow, th, tw, m, parts;
-    size_t T;
+    int h, w, oh, ow, th, tw, m, parts, coutp;
+    size_t T, tb_n;
 } layer_job;
 
 typedef struct {
@@ -230,28 +256,30 @@ run_part(const layer_job *j, int part, int phase)
 {
     const cxr_conv_shape *s = j->s;
     int lo, hi;
-    if (phase == 0) { /* input transform: V[xi][c][t] = (B^T d B)[xi], L tiles at a time */
+    size_t T = j->T, tb_n = j->tb_n;
+    if (phase == 0) { /* input transform: V[xi][tb][c] = (B^T d B)[xi], 16 tiles at a time */
         share(s->cin, part, j->parts, &lo, &hi);
-        for (int c = lo; c < hi; c++)
-            for (int ty = 0; ty < j->th; ty++)
-                for (int tx0 = 0; tx0 < j->tw; tx0 += L)
-                    input_tiles(s, j->x + (size_t)c * j->h * j->w, j->h, j->w, j->m, ty, tx0,
-                                j->tw - tx0 < L ? j->tw - tx0 : L, j->V + (size_t)c * j->T, j->T,
-                                (size_t)ty * j->tw + tx0);
-    } else if (phase == 1) { /* M[xi] (cout x T) = U[xi] (cout x cin) V[xi] (cin x T) */
+        size_t xi_stride = tb_n * s->cin * L;
+        /* channels inner: the 36 points' rows are written in address order, 36 streams */
+        for (size_t tb = 0; tb < tb_n; tb++)
+            for (int c = lo; c < hi; c++) {
+                size_t t0 = tb * L;
+                input_tiles(s, j->x + (size_t)c * j->h * j->w, j->h, j->w, j->m, j->tw, t0,
+                            T - t0 < L ? (int)(T - t0) : L, j->V + (tb * s->cin + c) * L,
+                            xi_stride);
+            }
+    } else if (phase == 1) { /* M[xi] (cout x tiles) = U[xi] (cout x cin) V[xi] (cin x tiles) */
         share(A * A, part, j->parts, &lo, &hi);
-        for (int xi = lo; xi < hi; xi++)
-            cxr_sgemm(0, 0, s->cout, (int)j->T, s->cin, 1.0f,
-                      j->u + (size_t)xi * s->cout * s->cin, s->cin,
-                      j->V + (size_t)xi * s->cin * j->T, (int)j->T, 0.0f,
-                      j->M + (size_t)xi * s->cout * j->T, (int)j->T);
+        cxr_winograd_products(lo, hi, j->u, j->V, j->M, s->cin, j->coutp, (int)tb_n);
     } else { /* y = A^T M A, plus the bias, for the outputs inside the map */
         share(s->cout, part, j->parts, &lo, &hi);
-        for (int o = lo; o < hi; o++)
-            for (size_t t0 = 0; t0 < j->T; t0 += L)
-                output_tiles(s, j->M, j->T, t0, j->T - t0 < L ? (int)(j->T - t0) : L, o,
-                             j->bias ? j->bias[o] : 0.0f, j->y + (size_t)o * j->oh * j->ow,
-                             j->oh, j->ow, j->tw, j->m);
+        for (size_t tb = 0; tb < tb_n; tb++) /* outputs inner: M is read in address order */
+            for (int o = lo; o < hi; o++) {
+                size_t t0 = tb * L;
+                output_tiles(s, j->M + (tb * j->coutp + o) * A * A * L, t0,
+                             T - t0 < L ? (int)(T - t0) : L, j->bias ? j->bias[o] : 0.0f,
+                             j->y + (size_t)o * j->oh * j->ow, j->oh, j->ow, j->tw, j->m);
+            }
     }
 }
 
@@ -287,25 +315,23 @@ run_phase(const layer_job *j, int phase)
 }
 
 /* With more than one BLAS thread, the layer runs on that many threads of its own, each of the
- * 36 products on one thread with BLAS single-threaded: thin products split well that way and
- * badly inside sgemm. Every output gets the same arithmetic on any thread count. */
+ * 36 products on one thread: thin products split well that way. Every output gets the same
+ * arithmetic on any thread count. */
 void
 cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *u,
                      const float *bias, float *y, float *scratch)
 {
-    layer_job j = {s, x, u, bias, y, NULL, NULL, h, w, 0, 0, 0, 0, tile_out(s->k), 1, 0};
+    layer_job j = {s, x, u, bias, y, NULL, NULL, h, w, 0, 0, 0, 0, tile_out(s->k), 1,
+                   padded_cout(s), 0, 0};
     tiles_of(s, h, w, &j.oh, &j.ow, &j.th, &j.tw);
     j.T = (size_t)j.th * j.tw;
+    j.tb_n = tile_blocks(j.T);
     j.V = scratch;
-    j.M = scratch + (size_t)A * A * s->cin * j.T;
+    j.M = scratch + (size_t)A * A * s->cin * j.tb_n * L;
     int threads = cxr_blas_get_threads();
     j.parts = threads > MAX_PARTS ? MAX_PARTS : threads;
-    if (threads > 1)
-        cxr_blas_set_threads(1);
     for (int phase = 0; phase < 3; phase++)
         run_phase(&j, phase);
-    if (threads > 1)
-        cxr_blas_set_threads(threads);
 }
 
 /* Against a direct convolution in double precision, for both kernel sizes and odd sizes. */
@@ -367,9 +393,10 @@ decide(void)
     }
     enabled = self_test();
     snprintf(description, sizeof description,
-             enabled ? "convolution: Winograd F(2x2,5x5) and F(4x4,3x3) for stride-1 layers, "
-                       "im2col + sgemm for the others (self-test passed)"
-                     : "convolution: im2col + sgemm (Winograd failed its self-test)");
+             enabled ? "convolution: Winograd F(2x2,5x5) and F(4x4,3x3) for stride-1 layers "
+                       "(self-test passed; %s), im2col + sgemm for the others"
+                     : "convolution: im2col + sgemm (Winograd failed its self-test; %s)",
+             cxr_winograd_products_describe());
 }
 
 int

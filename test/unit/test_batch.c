@@ -15,7 +15,7 @@ check_path(int p)
 {
     static const int shapes[][3] = {{1, 1, 1},   {3, 15, 5},   {7, 16, 9},    {5, 77, 11},
                                     {33, 300, 17}, {2, 9216, 10}, {4, 32, 4096}, {9, 129, 3}};
-    const char *name = cxr_dot_path_name(p);
+    const char *name = cxr_kernel_path_name(p);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
         float *x = malloc(sizeof(float) * n * in), *w = malloc(sizeof(float) * out * in);
@@ -91,17 +91,17 @@ int
 main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "paths")) { /* for make check-core: the paths to test */
-        for (int p = 0; p < cxr_dot_path_count(); p++)
-            if (cxr_dot_path_runs_here(p))
-                printf("%s\n", cxr_dot_path_name(p));
+        for (int p = 0; p < CXR_KERNEL_PATHS; p++)
+            if (cxr_kernel_path_runs_here(p))
+                printf("%s\n", cxr_kernel_path_name(p));
         return 0;
     }
     printf("  %s\n", cxr_dot_describe());
     int ran = 0;
-    for (int p = 0; p < cxr_dot_path_count(); p++)
-        if (cxr_dot_path_runs_here(p)) {
+    for (int p = 0; p < CXR_KERNEL_PATHS; p++)
+        if (cxr_kernel_path_runs_here(p)) {
             check_path(p);
-            printf("  dot path %s checked\n", cxr_dot_path_name(p));
+            printf("  dot path %s checked\n", cxr_kernel_path_name(p));
             ran++;
         }
     CHECK(ran >= 1, "the portable path at least runs everywhere");

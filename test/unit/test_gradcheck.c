@@ -140,5 +140,22 @@ main(void)
         CHECK(scale_k > 1e-4, "%s: gradient vanishes, the check would be vacuous", names[k]);
         off += sizes[k];
     }
+    /* inference's max pooling (no winners kept: rows' maximum, then the window's) gives the
+     * bits of training's direct window scan, with and without padding, on partial windows */
+    static const int pools[][5] = {{3, 2, 0, 73, 73}, {3, 2, 1, 38, 38}, {3, 2, 0, 17, 16},
+                                   {2, 2, 0, 9, 11},  {3, 1, 1, 7, 5},   {5, 3, 2, 13, 10}};
+    for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++) {
+        int k = pools[p][0], st = pools[p][1], pad = pools[p][2], h = pools[p][3], w = pools[p][4];
+        int oh = cxr_maxpool_out_size(h, k, st, pad), ow = cxr_maxpool_out_size(w, k, st, pad);
+        float *px = malloc(sizeof(float) * 3 * h * w), *y1 = malloc(sizeof(float) * 3 * oh * ow),
+              *y2 = malloc(sizeof(float) * 3 * oh * ow);
+        int32_t *am = malloc(sizeof(int32_t) * 3 * oh * ow);
+        harness_fill(px, (size_t)3 * h * w, 90 + (uint32_t)p);
+        cxr_maxpool_forward(px, 3, h, w, k, st, pad, y1, am);
+        cxr_maxpool_forward(px, 3, h, w, k, st, pad, y2, NULL);
+        CHECK(memcmp(y1, y2, sizeof(float) * 3 * oh * ow) == 0,
+              "max pool k%d s%d p%d on %dx%d: inference equals the window scan", k, st, pad, h, w);
+        free(px), free(y1), free(y2), free(am);
+    }
     return harness_finish("test_gradcheck");
 }

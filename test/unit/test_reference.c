@@ -10,6 +10,7 @@
 #include "cxr_layers.h"
 #include "cxr_model.h"
 #include "cxr_safetensors.h"
+#include "cxr_winograd.h"
 #include "harness.h"
 
 static const char *configs[] = {"alexnet-dot",         "alexnet_attn1-dot",
@@ -395,6 +396,9 @@ main(void)
     printf("%s\n", cxr_dot_describe());
     const char *path = getenv("CXR_DOT_PATH");
     CHECK(!path || strstr(cxr_dot_describe(), path), "CXR_DOT_PATH=%s is not the path in use", path);
+    printf("%s\n", cxr_winograd_describe());
+    const char *wino = getenv("CXR_WINO_PATH");
+    CHECK(!wino || strstr(cxr_winograd_describe(), wino), "CXR_WINO_PATH=%s is not the path in use", wino);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         check_config(dir, configs[i]);
     return harness_finish("test_reference");

@@ -44,10 +44,59 @@ check(int k, int pad, int cin, int cout, int h, int w, uint32_t seed)
     return worst;
 }
 
-int
-main(void)
+/* One product path against a double-precision product of the same packed operands: 3 points,
+ * 67 channels, 3 rows of 8 outputs and 5 blocks of 16 tiles (an odd count: the AVX-512 tile's
+ * edge). Returns the worst error as a share of the sum of |products|. */
+static double
+check_products(int path)
 {
+    enum { XI = 3, CIN = 67, COUTP = 3 * CXR_WINO_ROWS, TB = 5, T = CXR_WINO_TILES };
+    size_t nu = (size_t)36 * COUTP * CIN, nv = (size_t)36 * TB * CIN * T, nm = (size_t)TB * COUTP * 36 * T;
+    float *U = malloc(sizeof(float) * nu), *V = malloc(sizeof(float) * nv), *M = malloc(sizeof(float) * nm);
+    harness_fill(U, nu, 31);
+    harness_fill(V, nv, 32);
+    for (size_t i = 0; i < nm; i++)
+        M[i] = NAN; /* every output must be written */
+    /* two calls over parts of the points, as two threads would make them */
+    cxr_winograd_products_path(path, 0, 1, U, V, M, CIN, COUTP, TB);
+    cxr_winograd_products_path(path, 1, XI, U, V, M, CIN, COUTP, TB);
+    double worst = 0;
+    for (int xi = 0; xi < XI; xi++)
+        for (int tb = 0; tb < TB; tb++)
+            for (int o = 0; o < COUTP; o++)
+                for (int l = 0; l < T; l++) {
+                    double s = 0, mag = 0;
+                    for (int c = 0; c < CIN; c++) {
+                        double p = (double)U[((size_t)(xi * (COUTP / CXR_WINO_ROWS) + o / CXR_WINO_ROWS) * CIN + c) *
+                                                 CXR_WINO_ROWS + o % CXR_WINO_ROWS] *
+                                   V[((size_t)(xi * TB + tb) * CIN + c) * T + l];
+                        s += p;
+                        mag += fabs(p);
+                    }
+                    double e = fabs(M[(((size_t)tb * COUTP + o) * 36 + xi) * T + l] - s) / (mag > 0 ? mag : 1);
+                    worst = isnan(e) || e > worst ? (isnan(e) ? INFINITY : e) : worst;
+                }
+    free(U), free(V), free(M);
+    return worst;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "paths")) { /* for make check-core: the paths to run */
+        for (int p = 0; p < CXR_KERNEL_PATHS; p++)
+            if (cxr_kernel_path_runs_here(p))
+                printf("%s\n", cxr_kernel_path_name(p));
+        return 0;
+    }
     printf("  %s\n", cxr_winograd_describe());
+    for (int p = 0; p < CXR_KERNEL_PATHS; p++)
+        if (cxr_kernel_path_runs_here(p)) {
+            /* float32 sums of 67 terms in channel order: within a few units of rounding */
+            double e = check_products(p);
+            CHECK(e <= 1e-6, "products on path %s: error %.3g of the magnitude", cxr_kernel_path_name(p), e);
+            printf("  products path %s: worst error %.3g of the magnitude\n", cxr_kernel_path_name(p), e);
+        }
     CHECK(cxr_winograd_enabled(), "Winograd passes its self-test on this machine");
     static const int cases[][6] = {
         /* k, pad, cin, cout, h, w */
