@@ -54,6 +54,10 @@ s1=$( (sql_run 1; sql_run 1; sql_run 1) | best)
 s2=$( (sql_run 2; sql_run 2; sql_run 2) | best)
 c1=$( (core_run 1; core_run 1; core_run 1) | best)
 c2=$( (core_run 2; core_run 2; core_run 2) | best)
+# PyTorch's forward pass alone (no decoding, no resizing) of alexnet_attn2 on one 299x299 image,
+# one thread, median of 25, in this same run (issue 12's yardstick for scoring through SQL)
+torch_ms=$( (for r in 1 2 3; do BENCH_NO_TRAIN=1 /usr/bin/python3 bench/bench_torch.py 1 alexnet_attn2 |
+             awk '$3 == "single_ms" {print $4}'; done) | sort -n | head -1)
 rm -f /tmp/cxr_bench_files.$$ "$model_file"
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)
 cat <<MD
@@ -67,4 +71,8 @@ $(psql -X -Atq -c "SELECT cxr.cxr_kernels()")
 | SQL, 1 parallel worker (and the leader) | $s1 | $(( n * 1000 / s1 )) | |
 | core library alone, 2 processes | $c2 | $(( n * 1000 / c2 )) | |
 | SQL, 2 parallel workers ($plan) | $s2 | $(( n * 1000 / s2 )) | $(awk "BEGIN { printf \"%+.1f%%\", ($s2 - $c2) * 100 / $c2 }") |
+
+SQL, 0 parallel workers, 1 scoring thread: $(awk "BEGIN { printf \"%.2f\", $s0 / $n }") ms per X-ray (decode,
+resize and forward); PyTorch's forward alone (alexnet_attn2, 1 thread, best of 3 medians):
+$torch_ms ms; speed-up $(awk "BEGIN { printf \"%.2f\", $torch_ms * $n / $s0 }")x.
 MD

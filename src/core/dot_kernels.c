@@ -90,15 +90,22 @@ typedef void (*dot_fn)(const float *x, int n, int in, int out, const float *w, c
                        float *y, int o_lo, int o_hi);
 
 /* Portable C: no fused multiply-add, whatever the compiler's default contraction. */
+#ifndef __clang__
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 static void
 dot_portable(const float *x, int n, int in, int out, const float *w, const float *bias, float *y,
              int o_lo, int o_hi)
 {
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
     DOT_BODY(v4, 4, 1, 2)
 }
+#ifndef __clang__
 #pragma GCC pop_options
+#endif
 
 #ifdef CXR_KERNEL_X86
 __attribute__((target("avx2,fma"), CXR_FUSED)) static void

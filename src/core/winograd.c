@@ -179,7 +179,20 @@ at_rows(int k, const float *m, size_t ms, float *o, size_t os)
         }
 }
 
-/* V[xi][tb][c][0 .. 16) for the n (<= 16) tiles of block tb, channel c; lanes past n are 0 */
+/* A block's tiles in runs along one tile row: lanes [l, l + run) are tiles tx .. tx + run - 1 of
+ * tile row ty. The copy out goes run by run: a run's rows of outputs are contiguous. */
+static inline __attribute__((always_inline)) int
+tile_run(size_t t0, int l, int n, int tw, int *ty, int *tx)
+{
+    int tile = (int)t0 + l;
+    *ty = tile / tw;
+    *tx = tile % tw;
+    return n - l < tw - *tx ? n - l : tw - *tx;
+}
+
+/* V[xi][tb][c][0 .. 16) for the n (<= 16) tiles of block tb, channel c; lanes past n are 0.
+ * The copy in goes lane by lane (36 unrolled loads for an inner tile): the tiles overlap, so a
+ * lane's elements are m floats apart from the next lane's, which no vector load reads. */
 CLONES static void
 input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int tw, size_t t0,
             int n, float *V, size_t xi_stride)
@@ -212,6 +225,23 @@ input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, in
         memcpy(V + (size_t)xi * xi_stride, v[xi / A][xi % A], sizeof(float) * L);
 }
 
+/* out = b + yv for a run of tiles of side m (a constant where inlined); only a row's last tile
+ * can stick out of the map */
+static inline __attribute__((always_inline)) void
+scatter_run(const float yv[4][4][L], int m, int ty, int tx, int l0, int run, float b, float *out,
+            int oh, int ow)
+{
+    int oy0 = ty * m, ox0 = tx * m, whole = ox0 + run * m <= ow ? run : run - 1;
+    for (int i = 0; i < m && oy0 + i < oh; i++) {
+        float *row = out + (size_t)(oy0 + i) * ow + ox0;
+        for (int q = 0; q < whole; q++)
+            for (int j = 0; j < m; j++)
+                row[q * m + j] = b + yv[i][j][l0 + q];
+        for (int j = 0; whole < run && ox0 + whole * m + j < ow; j++)
+            row[whole * m + j] = b + yv[i][j][l0 + whole];
+    }
+}
+
 /* y for the n (<= 16) tiles of block tb, output channel o, from M[tb][o][xi][0 .. 16) */
 CLONES static void
 output_tiles(const cxr_conv_shape *s, const float *mm, size_t t0, int n, float b, float *out,
@@ -222,11 +252,12 @@ output_tiles(const cxr_conv_shape *s, const float *mm, size_t t0, int n, float b
         at_rows(s->k, mm + j * L, A * L, &t[0][j][0], A * L);
     for (int i = 0; i < m; i++) /* rows */
         at_rows(s->k, &t[i][0][0], L, &yv[i][0][0], L);
-    for (int l = 0; l < n; l++) {
-        int tile = (int)(t0 + l), oy0 = tile / tw * m, ox0 = tile % tw * m;
-        for (int i = 0; i < m && oy0 + i < oh; i++)
-            for (int j = 0; j < m && ox0 + j < ow; j++)
-                out[(oy0 + i) * ow + ox0 + j] = b + yv[i][j][l];
+    for (int l = 0, run, ty, tx; l < n; l += run) {
+        run = tile_run(t0, l, n, tw, &ty, &tx);
+        if (m == 2)
+            scatter_run(yv, 2, ty, tx, l, run, b, out, oh, ow);
+        else
+            scatter_run(yv, 4, ty, tx, l, run, b, out, oh, ow);
     }
 }
 

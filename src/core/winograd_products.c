@@ -89,15 +89,22 @@ typedef void (*products_fn)(int xi_lo, int xi_hi, const float *U, const float *V
                             int cin, int coutp, int tb_n);
 
 /* Portable C: no fused multiply-add, whatever the compiler's default contraction. */
+#ifndef __clang__
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 static void
 products_portable(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
                   int coutp, int tb_n)
 {
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
     PRODUCTS_BODY(v4, SPLAT4, 4, 2, 1)
 }
+#ifndef __clang__
 #pragma GCC pop_options
+#endif
 
 #ifdef CXR_KERNEL_X86
 /* 4 channels x 16 tiles: 8 accumulators of 16 registers, 2 loads and 4 broadcasts per 8 FMAs */
