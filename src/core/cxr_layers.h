@@ -25,6 +25,21 @@ void cxr_conv_forward(const cxr_conv_shape *s, const float *x, int h, int w, con
 void cxr_conv_backward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
                        const float *dy, float *dweight, float *dbias, float *dx, float *col);
 
+/* ---- inference's convolution of a one-channel input (conv_gray.c): the folded first layer
+ * from phase planes of the padded image, no im2col; any kernel, stride and padding. The path
+ * (AVX-512, AVX2+FMA, portable) is chosen from the CPU once; CXR_CONV_GRAY_PATH may name
+ * another that runs here. ---- */
+int cxr_conv_gray_applies(const cxr_conv_shape *s, int h, int w);
+size_t cxr_conv_gray_scratch_floats(const cxr_conv_shape *s, int h, int w);
+/* y[cout][oh*ow] = conv(x[h][w]) + bias (may be NULL), weight[cout][k][k]. */
+void cxr_conv_gray_forward(const cxr_conv_shape *s, const float *x, int h, int w,
+                           const float *weight, const float *bias, float *y, float *scratch);
+const char *cxr_conv_gray_describe(void);
+/* One path (cxr_kernel_path_name), for tests. */
+void cxr_conv_gray_forward_path(int path, const cxr_conv_shape *s, const float *x, int h, int w,
+                                const float *weight, const float *bias, float *y,
+                                float *scratch);
+
 /* ---- max pooling, window k, stride s, padding that never wins; argmax (may be NULL) kept
  * for backward ---- */
 int cxr_maxpool_out_size(int in, int k, int stride, int pad);

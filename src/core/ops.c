@@ -115,6 +115,10 @@ conv_col(const cxr_graph *g, const cxr_node *nd, int training)
         size_t wino = cxr_winograd_scratch_floats(&s, x->h, x->w);
         col = wino > col ? wino : col;
     }
+    if (!training && cxr_conv_gray_applies(&s, x->h, x->w)) { /* one input channel */
+        size_t gray = cxr_conv_gray_scratch_floats(&s, x->h, x->w);
+        col = gray > col ? gray : col;
+    }
     return col;
 }
 
@@ -133,6 +137,8 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
         float *y = a->out[nd - m->graph->nodes] + b * out_f;
         if (u)
             cxr_winograd_forward(&s, xin, x->h, x->w, u, cxr_param(m, nd->t_bias), y, a->col);
+        else if (!a->training && cxr_conv_gray_applies(&s, x->h, x->w))
+            cxr_conv_gray_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);
         else
             cxr_conv_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);
     }

@@ -155,10 +155,10 @@ Datum
 cxr_kernels(PG_FUNCTION_ARGS)
 {
     cxr_pg_use_threads(cxr_scoring_threads);
-    PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s; %s; %s; %d thread(s) for scoring, %d for training",
+    PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s; %s; %s; %s; %d thread(s) for scoring, %d for training",
                                               cxr_blas_describe(), cxr_winograd_describe(),
-                                              cxr_dot_describe(), cxr_blas_get_threads(),
-                                              cxr_training_threads)));
+                                              cxr_conv_gray_describe(), cxr_dot_describe(),
+                                              cxr_blas_get_threads(), cxr_training_threads)));
 }
 
 /* The shipped default model's bytes (installed beside the extension's scripts), or NULL when

@@ -399,6 +399,9 @@ main(void)
     printf("%s\n", cxr_winograd_describe());
     const char *wino = getenv("CXR_WINO_PATH");
     CHECK(!wino || strstr(cxr_winograd_describe(), wino), "CXR_WINO_PATH=%s is not the path in use", wino);
+    printf("%s\n", cxr_conv_gray_describe());
+    const char *gray = getenv("CXR_CONV_GRAY_PATH");
+    CHECK(!gray || strstr(cxr_conv_gray_describe(), gray), "CXR_CONV_GRAY_PATH=%s is not the path in use", gray);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         check_config(dir, configs[i]);
     return harness_finish("test_reference");
