@@ -1,14 +1,24 @@
 /* JPEG 2000 through OpenJPEG 2.5, from memory. OpenJPEG reports errors by return value (its
  * message callbacks only record text here), but it allocates per tile and per component as
  * soon as it reads the main header, so the SIZ marker segment is checked by our own parser
- * first: a forged size or tile count never reaches the library. */
+ * first: a forged size or tile count never reaches the library.
+ *
+ * opj_decode cannot be interrupted, and a chest X-ray takes it most of a second (several for
+ * larger images). So it runs on a thread of its own, on its own copy of the stream and into its
+ * own buffer, while the calling thread polls for a cancel; on a cancel the caller returns at
+ * once and the worker, finding itself abandoned, frees what it holds when it finishes. The
+ * worker never calls the host (no interrupt polls, no allocator of the caller's). */
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openjpeg.h>
 
 #include "cxr_codec.h"
 #include "cxr_interrupt.h"
+#include "cxr_threads.h"
 
 #define POLL_SAMPLES 65536
 /* OpenJPEG allocates a tile coding structure of a few kilobytes per tile in opj_read_header;
@@ -222,38 +232,13 @@ check_siz(const uint8_t *cs, size_t n, size_t max_samples, size_t out_capacity,
     return CXR_IMG_OK;
 }
 
-cxr_img_status
-cxr_j2k_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out,
-               size_t out_capacity, cxr_frame_info *info, char *err, size_t errlen)
+/* The decoding proper, on the worker thread (or the caller's when no thread starts): out
+ * holds width x height x components samples; info was filled by check_siz. */
+static cxr_img_status
+decode_body(const uint8_t *buf, size_t len, OPJ_CODEC_FORMAT fmt, int32_t *out,
+            const cxr_frame_info *info, char *err, size_t errlen)
 {
-    memset(info, 0, sizeof *info);
-    info->process = -1;
-    OPJ_CODEC_FORMAT fmt;
-    size_t cs_off = 0;
     cxr_img_status st;
-    if (buf && len >= 4 && be32(buf) == 0xFF4FFF51u) {
-        fmt = OPJ_CODEC_J2K;
-    } else if (buf && len >= 12 && memcmp(buf, jp2_signature, 12) == 0) {
-        fmt = OPJ_CODEC_JP2;
-        st = jp2_codestream(buf, len, &cs_off, err, errlen);
-        if (st != CXR_IMG_OK)
-            return st;
-    } else {
-        snprintf(err, errlen, "not a JPEG 2000 codestream or JP2 file");
-        return CXR_IMG_CORRUPT;
-    }
-    st = check_siz(buf + cs_off, len - cs_off, max_samples, out_capacity, info, err, errlen);
-    if (st != CXR_IMG_OK)
-        return st;
-    if (!out) {
-        snprintf(err, errlen, "output buffer too small");
-        return CXR_IMG_NO_MEMORY;
-    }
-    if (cxr_interrupt_poll()) {
-        snprintf(err, errlen, "interrupted");
-        return CXR_IMG_INTERRUPTED;
-    }
-
     mem_stream ms = {.buf = buf, .len = len, .pos = 0};
     messages msgs;
     memset(&msgs, 0, sizeof msgs);
@@ -324,19 +309,12 @@ cxr_j2k_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out,
             goto done;
         }
     size_t px = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < px; i++) {
-        if (i % POLL_SAMPLES == 0 && cxr_interrupt_poll()) {
-            st = CXR_IMG_INTERRUPTED;
-            goto done;
-        }
+    for (size_t i = 0; i < px; i++)
         for (int c = 0; c < nc; c++)
             out[i * (size_t)nc + (size_t)c] = image->comps[c].data[i];
-    }
     st = CXR_IMG_OK;
 done:
-    if (st == CXR_IMG_INTERRUPTED)
-        snprintf(err, errlen, "interrupted");
-    else if (st == CXR_IMG_NO_MEMORY)
+    if (st == CXR_IMG_NO_MEMORY)
         snprintf(err, errlen, "out of memory decoding a JPEG 2000 image");
     else if (st != CXR_IMG_OK)
         snprintf(err, errlen, "corrupt JPEG 2000 image (%s): %s", stage,
@@ -347,4 +325,150 @@ done:
         opj_destroy_codec(codec);
     opj_stream_destroy(stream);
     return st;
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t finished;
+    int done, abandoned;
+    uint8_t *buf; /* the worker's copy of the stream */
+    size_t len;
+    OPJ_CODEC_FORMAT fmt;
+    cxr_frame_info info;
+    int32_t *out;
+    cxr_img_status st;
+    char err[320]; /* a corrupt stream's message quotes OpenJPEG's (up to 255 bytes) */
+} decode_job;
+
+static void
+job_free(decode_job *job)
+{
+    pthread_cond_destroy(&job->finished);
+    pthread_mutex_destroy(&job->lock);
+    free(job->buf);
+    free(job->out);
+    free(job);
+}
+
+static void *
+decode_worker(void *arg)
+{
+    decode_job *job = arg;
+    cxr_img_status st = decode_body(job->buf, job->len, job->fmt, job->out, &job->info, job->err,
+                                    sizeof job->err);
+    pthread_mutex_lock(&job->lock);
+    job->st = st;
+    job->done = 1;
+    int abandoned = job->abandoned;
+    pthread_cond_signal(&job->finished);
+    pthread_mutex_unlock(&job->lock);
+    if (abandoned)
+        job_free(job);
+    return NULL;
+}
+
+#define POLL_NS 20000000L /* a cancel is seen within 20 ms */
+
+static cxr_img_status
+decode_off_thread(const uint8_t *buf, size_t len, OPJ_CODEC_FORMAT fmt, int32_t *out,
+                  const cxr_frame_info *info, char *err, size_t errlen)
+{
+    size_t samples = (size_t)info->width * info->height * info->components;
+    decode_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        snprintf(err, errlen, "out of memory decoding a JPEG 2000 image");
+        return CXR_IMG_NO_MEMORY;
+    }
+    job->buf = malloc(len);
+    job->out = malloc(sizeof(int32_t) * samples);
+    if (!job->buf || !job->out) {
+        free(job->buf), free(job->out), free(job);
+        snprintf(err, errlen, "out of memory decoding a JPEG 2000 image");
+        return CXR_IMG_NO_MEMORY;
+    }
+    memcpy(job->buf, buf, len);
+    job->len = len;
+    job->fmt = fmt;
+    job->info = *info;
+    pthread_mutex_init(&job->lock, NULL);
+    pthread_cond_init(&job->finished, NULL);
+    pthread_t tid;
+    if (cxr_thread_start(&tid, decode_worker, job) == 0)
+        pthread_detach(tid); /* nobody joins it: the job's flags say when it is done */
+    else /* no thread: decode here, uninterruptibly */
+        decode_worker(job);
+    pthread_mutex_lock(&job->lock);
+    while (!job->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += POLL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&job->finished, &job->lock, &until);
+        if (job->done)
+            break;
+        pthread_mutex_unlock(&job->lock);
+        int stop = cxr_interrupt_poll();
+        pthread_mutex_lock(&job->lock);
+        if (stop && !job->done) { /* the worker frees the job when it finishes */
+            job->abandoned = 1;
+            pthread_mutex_unlock(&job->lock);
+            snprintf(err, errlen, "interrupted");
+            return CXR_IMG_INTERRUPTED;
+        }
+    }
+    pthread_mutex_unlock(&job->lock);
+    cxr_img_status st = job->st;
+    if (st == CXR_IMG_OK) {
+        for (size_t i = 0; i < samples && st == CXR_IMG_OK; i += POLL_SAMPLES) {
+            if (cxr_interrupt_poll())
+                st = CXR_IMG_INTERRUPTED;
+            else
+                memcpy(out + i, job->out + i,
+                       sizeof(int32_t) * (samples - i < POLL_SAMPLES ? samples - i : POLL_SAMPLES));
+        }
+        if (st == CXR_IMG_INTERRUPTED)
+            snprintf(err, errlen, "interrupted");
+    } else {
+        snprintf(err, errlen, "%s", job->err);
+    }
+    job_free(job);
+    return st;
+}
+
+cxr_img_status
+cxr_j2k_decode(const uint8_t *buf, size_t len, size_t max_samples, int32_t *out,
+               size_t out_capacity, cxr_frame_info *info, char *err, size_t errlen)
+{
+    memset(info, 0, sizeof *info);
+    info->process = -1;
+    OPJ_CODEC_FORMAT fmt;
+    size_t cs_off = 0;
+    cxr_img_status st;
+    if (buf && len >= 4 && be32(buf) == 0xFF4FFF51u) {
+        fmt = OPJ_CODEC_J2K;
+    } else if (buf && len >= 12 && memcmp(buf, jp2_signature, 12) == 0) {
+        fmt = OPJ_CODEC_JP2;
+        st = jp2_codestream(buf, len, &cs_off, err, errlen);
+        if (st != CXR_IMG_OK)
+            return st;
+    } else {
+        snprintf(err, errlen, "not a JPEG 2000 codestream or JP2 file");
+        return CXR_IMG_CORRUPT;
+    }
+    st = check_siz(buf + cs_off, len - cs_off, max_samples, out_capacity, info, err, errlen);
+    if (st != CXR_IMG_OK)
+        return st;
+    if (!out) {
+        snprintf(err, errlen, "output buffer too small");
+        return CXR_IMG_NO_MEMORY;
+    }
+    if (cxr_interrupt_poll()) {
+        snprintf(err, errlen, "interrupted");
+        return CXR_IMG_INTERRUPTED;
+    }
+
+    return decode_off_thread(buf, len, fmt, out, info, err, errlen);
 }
