@@ -7,8 +7,18 @@ cxr_batchnorm_forward_train(const cxr_bn_config *cfg, const float *x, int n, int
                             const float *gamma, const float *beta, float *running_mean,
                             float *running_var, float *y, float *save_mean, float *save_invstd)
 {
+    cxr_batchnorm_forward_train_channels(cfg, x, n, c, hw, 0, c, gamma, beta, running_mean,
+                                         running_var, y, save_mean, save_invstd);
+}
+
+void
+cxr_batchnorm_forward_train_channels(const cxr_bn_config *cfg, const float *x, int n, int c,
+                                     int hw, int c0, int c1, const float *gamma,
+                                     const float *beta, float *running_mean, float *running_var,
+                                     float *y, float *save_mean, float *save_invstd)
+{
     double count = (double)n * hw;
-    for (int ci = 0; ci < c; ci++) {
+    for (int ci = c0; ci < c1; ci++) {
         /* Two passes in double: the batch can hold ~300k values per channel. */
         double sum = 0.0, sq = 0.0;
         for (int b = 0; b < n; b++) {
@@ -62,8 +72,18 @@ cxr_batchnorm_backward_train(const float *x, const float *dy, int n, int c, int 
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              float *dx, float *dgamma, float *dbeta)
 {
+    cxr_batchnorm_backward_train_channels(x, dy, n, c, hw, 0, c, gamma, save_mean, save_invstd,
+                                          dx, dgamma, dbeta);
+}
+
+void
+cxr_batchnorm_backward_train_channels(const float *x, const float *dy, int n, int c, int hw,
+                                      int c0, int c1, const float *gamma, const float *save_mean,
+                                      const float *save_invstd, float *dx, float *dgamma,
+                                      float *dbeta)
+{
     double count = (double)n * hw;
-    for (int ci = 0; ci < c; ci++) {
+    for (int ci = c0; ci < c1; ci++) {
         float mean = save_mean[ci], invstd = save_invstd[ci];
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int b = 0; b < n; b++) {

@@ -81,9 +81,19 @@ struct cxr_acts {
     float **aux;      /* maxpool argmax (int32), batchnorm mean and inverse std, attention alpha,
                        * dropout mask */
     float **feat;     /* attention: projected features */
-    float *col;       /* im2col scratch for one image */
-    float *scratch;   /* one image's input gradient, for inputs read by several nodes */
+    float *col;       /* im2col scratch for one image, per lane */
+    float *scratch;   /* one image's input gradient, for inputs read by several nodes, per lane */
+    /* Training runs a conv layer's images in fixed shares (lanes: CXR_TRAIN_LANES, or the
+     * batch capacity when smaller), up to that many at once on threads: each lane has its own col and scratch, col_stride and
+     * scratch_stride floats apart, and its own weight and bias gradient (partial, partial_stride
+     * floats apart), added up in lane order. Inference has one lane. */
+    int lanes;
+    size_t col_stride, scratch_stride, partial_stride;
+    float *partial;
+    float *prep; /* training: an op's transformed weights (prep_floats) */
 };
+
+#define CXR_TRAIN_LANES 4
 
 /* The op table: one row per op (ops.c). */
 typedef struct {
@@ -102,6 +112,8 @@ typedef struct {
     int (*backward)(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad,
                     float *folded_grad, const int *acc);
     int kept_output; /* backward reads this op's own output (relu): it may not be aliased */
+    /* training: floats of weights the op transforms once per pass (Winograd), shared by lanes */
+    size_t (*prep_floats)(const cxr_graph *g, const cxr_node *nd);
 } cxr_op_impl;
 
 extern const cxr_op_impl cxr_ops[CXR_N_OPS];

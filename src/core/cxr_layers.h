@@ -75,6 +75,16 @@ void cxr_batchnorm_backward_train(const float *x, const float *dy, int n, int c,
                                   const float *gamma, const float *save_mean,
                                   const float *save_invstd, float *dx, float *dgamma,
                                   float *dbeta); /* dx, dgamma, dbeta may each be NULL */
+/* The same for channels [c0, c1) only: channels are independent, so threads may share them. */
+void cxr_batchnorm_forward_train_channels(const cxr_bn_config *cfg, const float *x, int n, int c,
+                                          int hw, int c0, int c1, const float *gamma,
+                                          const float *beta, float *running_mean,
+                                          float *running_var, float *y, float *save_mean,
+                                          float *save_invstd);
+void cxr_batchnorm_backward_train_channels(const float *x, const float *dy, int n, int c, int hw,
+                                           int c0, int c1, const float *gamma,
+                                           const float *save_mean, const float *save_invstd,
+                                           float *dx, float *dgamma, float *dbeta);
 
 /* ---- inverted dropout with a counter-based generator ---- */
 /* mask[i] = 0 or 1/(1-p); element i's draw depends only on (seed, i), so it can be reproduced

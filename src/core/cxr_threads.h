@@ -1,4 +1,4 @@
-/* Threads the core starts (forest fitting, Winograd layers). */
+/* Threads the core starts (forest fitting, Winograd layers, training's image lanes). */
 #ifndef CXR_THREADS_H
 #define CXR_THREADS_H
 
@@ -8,5 +8,17 @@
  * cancel and timeout) are then delivered to the thread that started it, never to a worker.
  * Returns pthread_create's result. */
 int cxr_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
+
+/* Runs fn(ctx, part, on_caller) for every part in [0, parts) on up to `threads` threads, this one
+ * included: thread t runs parts t, t + threads, ... in that order. on_caller is 1 on the calling
+ * thread, the only one that may poll the interrupt hook (workers read cxr_interrupt_requested).
+ * A part whose thread cannot start runs on this thread afterwards. Which part does what is
+ * fixed by `parts` alone, so results do not depend on `threads`. New threads inherit this
+ * thread's floating-point mode. */
+void cxr_parallel_parts(int parts, int threads, void (*fn)(void *ctx, int part, int on_caller),
+                        void *ctx);
+
+/* [*lo, *hi): part `part` of `parts` equal shares of n items */
+void cxr_share(int n, int part, int parts, int *lo, int *hi);
 
 #endif

@@ -1,4 +1,5 @@
-/* Winograd convolution for inference (winograd.c): F(2x2, 5x5) and F(4x4, 3x3), stride 1. */
+/* Winograd convolution (winograd.c): F(2x2, 5x5) and F(4x4, 3x3), stride 1; inference, and in
+ * training the forward pass and the input gradient. */
 #ifndef CXR_WINOGRAD_H
 #define CXR_WINOGRAD_H
 
@@ -15,6 +16,11 @@ int cxr_winograd_applies(const cxr_conv_shape *s, int h, int w);
  * [cout][cin][k][k]. */
 size_t cxr_winograd_weight_floats(const cxr_conv_shape *s);
 void cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u);
+/* The input gradient of a stride-1 layer of shape s (pad at most k - 1) is a stride-1
+ * convolution of the output gradient too: cin and cout swapped, the kernel turned by 180
+ * degrees, pad k - 1 - pad. Its shape, and its U from the layer's weight [cout][cin][k][k]. */
+cxr_conv_shape cxr_winograd_data_gradient_shape(const cxr_conv_shape *s);
+void cxr_winograd_data_gradient_weights(const cxr_conv_shape *s, const float *weight, float *u);
 /* Scratch for one image. */
 size_t cxr_winograd_scratch_floats(const cxr_conv_shape *s, int h, int w);
 /* y[cout][oh*ow] = conv(x) + bias (may be NULL), from U. */
@@ -22,6 +28,10 @@ void cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w,
                           const float *bias, float *y, float *scratch);
 /* Checked against a direct convolution once; CXR_CONV_PATH=direct turns it off. */
 int cxr_winograd_enabled(void);
+/* Whether trainers created from now on use it too (on by default). Tests turn it off for a
+ * second trainer whose float32 summation order differs: the order-sensitivity of a gradient. */
+int cxr_winograd_set_training(int on);
+int cxr_winograd_in_training(void);
 const char *cxr_winograd_describe(void);
 
 /* M[xi] = U[xi] V[xi] for xi in [xi_lo, xi_hi): U[36][coutp/8][cin][8], V[36][tb_n][cin][16],

@@ -341,14 +341,14 @@ layout(const cxr_model *m, cxr_acts *a)
     const cxr_graph *g = m->graph;
     int N = g->n, tr = a->training, ns = 0;
     size_t n = (size_t)a->n;
-    span *s = calloc((size_t)4 * N + 2, sizeof *s);
+    span *s = calloc((size_t)4 * N + 4, sizeof *s);
     int *last = malloc(sizeof(int) * N);
     if (!s || !last) {
         free(s);
         free(last);
         return 0;
     }
-    size_t col = 0, scratch = 0;
+    size_t col = 0, scratch = 0, partial = 0, prep = 0;
     for (int i = 0; i < N; i++) {
         const cxr_node *nd = &g->nodes[i];
         last[i] = i == N - 1 ? N : i;
@@ -363,7 +363,20 @@ layout(const cxr_model *m, cxr_acts *a)
         col = c > col ? c : col;
         if (tr && nd->consumers > 1 && cxr_node_floats(nd) > scratch)
             scratch = cxr_node_floats(nd);
+        size_t pf = tr && cxr_ops[nd->op].prep_floats ? cxr_ops[nd->op].prep_floats(g, nd) : 0;
+        prep = pf > prep ? pf : prep;
+        /* lanes' weight gradients: conv weights and biases, attention projections */
+        if (tr && (nd->op == CXR_OP_CONV || nd->op == CXR_OP_ATTENTION) && nd->t_weight >= 0) {
+            size_t p = m->tensors[nd->t_weight].numel +
+                       (nd->op == CXR_OP_CONV ? (size_t)nd->cout : 0);
+            partial = p > partial ? p : partial;
+        }
     }
+    /* a batch of one gains nothing from four lanes' buffers */
+    a->lanes = !tr || a->n < 1 ? 1 : a->n < CXR_TRAIN_LANES ? a->n : CXR_TRAIN_LANES;
+    a->col_stride = rounded(col);
+    a->scratch_stride = rounded(scratch);
+    a->partial_stride = rounded(partial);
     for (int i = 0; i < N; i++) {
         const cxr_node *nd = &g->nodes[i];
         if (!nd->alias)
@@ -394,8 +407,12 @@ layout(const cxr_model *m, cxr_acts *a)
                              N + (N - i), &a->grad[i]};
         }
     }
-    s[ns++] = (span){rounded(col), 0, 0, 2 * N + 1, &a->col};
-    s[ns++] = (span){rounded(scratch), 0, 0, 2 * N + 1, &a->scratch};
+    s[ns++] = (span){a->col_stride * a->lanes, 0, 0, 2 * N + 1, &a->col};
+    s[ns++] = (span){a->scratch_stride * a->lanes, 0, 0, 2 * N + 1, &a->scratch};
+    if (tr)
+        s[ns++] = (span){a->partial_stride * a->lanes, 0, 0, 2 * N + 1, &a->partial};
+    if (prep)
+        s[ns++] = (span){rounded(prep), 0, 0, 2 * N + 1, &a->prep};
     size_t total = place(s, ns);
     if (a->arena)
         for (int i = 0; i < ns; i++)

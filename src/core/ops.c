@@ -8,6 +8,7 @@
 #include "cxr_blas.h"
 #include "cxr_graph.h"
 #include "cxr_interrupt.h"
+#include "cxr_threads.h"
 #include "cxr_winograd.h"
 
 static const cxr_bn_config bn_cfg = {1e-5f, 0.1f};
@@ -49,6 +50,74 @@ same_as_input(cxr_graph *g, cxr_node *nd, char *err)
     return 0;
 }
 
+/* ---- a batch's images in lanes (cxr_graph.h) ---- */
+
+/* the worker threads only read the flag the calling thread's poll sets */
+static int
+lane_stopped(int on_caller)
+{
+    return on_caller ? cxr_interrupt_poll() : cxr_interrupt_requested();
+}
+
+/* OpenBLAS's bits for a product depend on how its threads split it. Training runs every product
+ * on one BLAS thread: convolutions and attention in lanes, linear layers (a small share of a
+ * step) alone; so the thread count changes no bit of a step (test_train_lanes). */
+static int
+one_blas_thread(void)
+{
+    int t = cxr_blas_get_threads();
+    if (t > 1)
+        cxr_blas_set_threads(1);
+    return t;
+}
+
+static void
+restore_blas_threads(int t)
+{
+    if (t > 1)
+        cxr_blas_set_threads(t);
+}
+
+/* Runs lane(ctx, lane, on_caller) for each of a's lanes on up to the BLAS thread count of
+ * threads; the lanes' sgemm calls then run on their own thread alone. 0, or -1 when
+ * interrupted. */
+static int
+run_lanes(cxr_acts *a, void (*lane)(void *, int, int), void *ctx)
+{
+    int blas = one_blas_thread();
+    cxr_parallel_parts(a->lanes, blas < a->lanes ? blas : a->lanes, lane, ctx);
+    restore_blas_threads(blas);
+    return cxr_interrupt_requested() ? -1 : 0;
+}
+
+/* One op's per-image work: image(j, b, lane) for every image b, each lane on its share. */
+typedef struct image_job image_job;
+struct image_job {
+    cxr_model *m;
+    const cxr_node *nd;
+    cxr_acts *a;
+    const int *acc;
+    void (*image)(const image_job *j, int b, int lane);
+};
+
+static void
+image_lane(void *ctx, int lane, int on_caller)
+{
+    const image_job *j = ctx;
+    int lo, hi;
+    cxr_share(j->a->n, lane, j->a->lanes, &lo, &hi);
+    for (int b = lo; b < hi && !lane_stopped(on_caller); b++)
+        j->image(j, b, lane);
+}
+
+static int
+each_image(cxr_model *m, const cxr_node *nd, cxr_acts *a, const int *acc,
+           void (*image)(const image_job *j, int b, int lane))
+{
+    image_job j = {m, nd, a, acc, image};
+    return run_lanes(a, image_lane, &j);
+}
+
 /* ---- input: the gray image into the model's channels ---- */
 
 static int
@@ -60,21 +129,26 @@ input_shape(cxr_graph *g, cxr_node *nd, char *err)
     return 0;
 }
 
+static void
+input_image(const image_job *j, int b, int lane)
+{
+    (void)lane;
+    const cxr_node *nd = j->nd;
+    size_t img = (size_t)nd->h * nd->w;
+    const float *v = j->a->gray + b * img;
+    for (int c = 0; c < nd->c; c++) {
+        float *y = j->a->out[0] + ((size_t)b * nd->c + c) * img;
+        float mean = j->m->mean[c], std = j->m->std[c];
+        for (size_t p = 0; p < img; p++)
+            y[p] = (v[p] - mean) / std;
+    }
+}
+
 static int
 input_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
     (void)seed;
-    size_t img = (size_t)nd->h * nd->w;
-    for (int b = 0; b < a->n; b++) {
-        const float *v = a->gray + b * img;
-        for (int c = 0; c < nd->c; c++) {
-            float *y = a->out[0] + ((size_t)b * nd->c + c) * img;
-            float mean = m->mean[c], std = m->std[c];
-            for (size_t p = 0; p < img; p++)
-                y[p] = (v[p] - mean) / std;
-        }
-    }
-    return 0;
+    return each_image(m, nd, a, NULL, input_image);
 }
 
 /* ---- conv2d ---- */
@@ -104,12 +178,40 @@ conv_shape(cxr_graph *g, cxr_node *nd, char *err)
     return 0;
 }
 
+/* Training computes a layer's input gradient the Winograd way where inference would use it (the
+ * input gradient is a stride-1 convolution of the output gradient). Its forward pass stays on
+ * im2col + sgemm: Winograd's rounding there moves BatchNorm statistics and ReLU masks, and 8
+ * steps drift past the PyTorch fixtures' bounds (docs/decisions.md). */
+static int
+conv_trains_winograd(const cxr_graph *g, const cxr_node *nd)
+{
+    cxr_conv_shape s = conv_shape_of(g, nd);
+    const cxr_node *x = in_node(g, nd, 0);
+    return !nd->folded && cxr_winograd_enabled() && cxr_winograd_applies(&s, x->h, x->w) &&
+           s.pad <= s.k - 1;
+}
+
+/* a trainer whose acts have no prep buffer runs every layer on im2col + sgemm */
+static size_t
+conv_prep(const cxr_graph *g, const cxr_node *nd)
+{
+    if (!cxr_winograd_in_training() || !conv_trains_winograd(g, nd))
+        return 0;
+    cxr_conv_shape s = conv_shape_of(g, nd), d = cxr_winograd_data_gradient_shape(&s);
+    return cxr_winograd_weight_floats(&d);
+}
+
 static size_t
 conv_col(const cxr_graph *g, const cxr_node *nd, int training)
 {
     cxr_conv_shape s = conv_shape_of(g, nd);
     const cxr_node *x = in_node(g, nd, 0);
     size_t col = cxr_conv_col_floats(&s, x->h, x->w);
+    if (training && conv_trains_winograd(g, nd)) {
+        cxr_conv_shape d = cxr_winograd_data_gradient_shape(&s);
+        size_t b = cxr_winograd_scratch_floats(&d, nd->h, nd->w);
+        col = b > col ? b : col;
+    }
     /* a prepared model may run this layer the Winograd way (cxr_model_prepare_inference) */
     if (!training && !nd->folded && cxr_winograd_applies(&s, x->h, x->w)) {
         size_t wino = cxr_winograd_scratch_floats(&s, x->h, x->w);
@@ -122,6 +224,62 @@ conv_col(const cxr_graph *g, const cxr_node *nd, int training)
     return col;
 }
 
+/* One conv layer's pass over a batch, shared out in lanes (cxr_graph.h): lane l takes its fixed
+ * share of the images, with its own col, scratch and weight-gradient buffers. */
+typedef struct {
+    cxr_model *m;
+    const cxr_node *nd, *x;
+    cxr_acts *a;
+    cxr_conv_shape s;
+    const float *w, *bias;
+    const float *u; /* Winograd weights (a->prep) of the input gradient */
+    float *dw, *db, *dx;
+    size_t in_f, out_f, kk;
+    int acc0;
+} conv_job;
+
+static void
+conv_forward_lane(void *ctx, int lane, int on_caller)
+{
+    const conv_job *j = ctx;
+    cxr_acts *a = j->a;
+    int lo, hi;
+    cxr_share(a->n, lane, a->lanes, &lo, &hi);
+    float *col = a->col + lane * a->col_stride;
+    for (int b = lo; b < hi && !lane_stopped(on_caller); b++)
+        cxr_conv_forward(&j->s, a->out[j->nd->in[0]] + b * j->in_f, j->x->h, j->x->w, j->w,
+                         j->bias, a->out[j->nd - j->m->graph->nodes] + b * j->out_f, col);
+}
+
+static void
+conv_backward_lane(void *ctx, int lane, int on_caller)
+{
+    const conv_job *j = ctx;
+    cxr_acts *a = j->a;
+    int lo, hi, self = (int)(j->nd - j->m->graph->nodes);
+    cxr_share(a->n, lane, a->lanes, &lo, &hi);
+    float *col = a->col + lane * a->col_stride, *scratch = a->scratch + lane * a->scratch_stride;
+    float *dw = NULL, *db = NULL;
+    if (j->dw) {
+        dw = a->partial + lane * a->partial_stride;
+        db = j->db ? dw + j->kk : NULL;
+        memset(dw, 0, sizeof(float) * (j->kk + (size_t)j->s.cout));
+    }
+    for (int b = lo; b < hi && !lane_stopped(on_caller); b++) {
+        float *target = j->dx ? (j->acc0 ? scratch : j->dx + b * j->in_f) : NULL;
+        const float *xin = a->out[j->nd->in[0]] + b * j->in_f, *dy = a->grad[self] + b * j->out_f;
+        if (dw || (target && !j->u))
+            cxr_conv_backward(&j->s, xin, j->x->h, j->x->w, j->w, dy, dw, db, j->u ? NULL : target,
+                              col);
+        if (target && j->u) {
+            cxr_conv_shape d = cxr_winograd_data_gradient_shape(&j->s);
+            cxr_winograd_forward(&d, dy, j->nd->h, j->nd->w, j->u, NULL, target, col);
+        }
+        if (target && j->acc0)
+            put(j->dx + b * j->in_f, scratch, j->in_f, 1);
+    }
+}
+
 static int
 conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
@@ -130,6 +288,11 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     cxr_conv_shape s = conv_shape_of(m->graph, nd);
     const float *w = nd->folded ? m->folded : cxr_param(m, nd->t_weight);
     size_t in_f = (size_t)s.cin * x->h * x->w, out_f = FLOATS(nd);
+    if (a->lanes > 1) {
+        conv_job j = {m, nd, x, a, s, w, cxr_param(m, nd->t_bias), NULL, NULL, NULL, NULL, in_f,
+                      out_f, 0, 0};
+        return run_lanes(a, conv_forward_lane, &j);
+    }
     const float *u = !a->training && m->wino && nd->wino >= 0 ? m->wino + nd->wino : NULL;
     for (int b = 0; b < a->n; b++) {
         CXR_STOP_IF_INTERRUPTED();
@@ -145,32 +308,40 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     return 0;
 }
 
+/* Training only: the lanes' weight and bias gradients are added in lane order, so the sum is the
+ * same on any thread count. */
 static int
 conv_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, float *folded_grad,
               const int *acc)
 {
-    int self = (int)(nd - m->graph->nodes);
     const cxr_node *x = input_of(m, nd, 0);
     cxr_conv_shape s = conv_shape_of(m->graph, nd);
     const float *w = nd->folded ? m->folded : cxr_param(m, nd->t_weight);
     float *dw = nd->trainable ? cxr_param_grad(m, grad, nd->t_weight) : NULL;
     float *db = nd->trainable ? cxr_param_grad(m, grad, nd->t_bias) : NULL;
-    size_t kk = (size_t)s.cout * s.k * s.k;
+    size_t kk = (size_t)s.cout * s.cin * s.k * s.k;
     if (nd->folded && dw) {
         dw = folded_grad;
         memset(dw, 0, sizeof(float) * kk);
     }
     float *dx = x->needs_grad ? a->grad[nd->in[0]] : NULL;
-    size_t in_f = (size_t)s.cin * x->h * x->w, out_f = FLOATS(nd);
-    for (int b = 0; b < a->n; b++) {
-        CXR_STOP_IF_INTERRUPTED();
-        float *target = dx ? (acc[0] ? a->scratch : dx + b * in_f) : NULL;
-        const float *xin = a->out[nd->in[0]] + b * in_f, *dy = a->grad[self] + b * out_f;
-        if (dw || target)
-            cxr_conv_backward(&s, xin, x->h, x->w, w, dy, dw, db, target, a->col);
-        if (target && acc[0])
-            put(dx + b * in_f, a->scratch, in_f, 1);
+    conv_job j = {m, nd, x, a, s, w, NULL, NULL, dw, db, dx, (size_t)s.cin * x->h * x->w,
+                  FLOATS(nd), kk, acc[0]};
+    if (dx && a->prep && conv_trains_winograd(m->graph, nd)) {
+        cxr_winograd_data_gradient_weights(&s, w, a->prep);
+        j.u = a->prep;
     }
+    if (run_lanes(a, conv_backward_lane, &j))
+        return -1;
+    if (dw)
+        for (int l = 0; l < a->lanes; l++) {
+            const float *pw = a->partial + l * a->partial_stride;
+            for (size_t i = 0; i < kk; i++)
+                dw[i] += pw[i];
+            if (db)
+                for (int o = 0; o < s.cout; o++)
+                    db[o] += pw[kk + o];
+        }
     if (nd->folded && dw) {
         /* every input channel saw the same gray image: each gets the folded gradient */
         const cxr_param_info *t = &m->tensors[nd->t_weight];
@@ -179,8 +350,8 @@ conv_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, float 
         float *G = grad + t->offset;
         for (int o = 0; o < s.cout; o++)
             for (int c = 0; c < cin; c++)
-                for (size_t j = 0; j < k2; j++)
-                    G[((size_t)o * cin + c) * k2 + j] += folded_grad[(size_t)o * k2 + j];
+                for (size_t i = 0; i < k2; i++)
+                    G[((size_t)o * cin + c) * k2 + i] += folded_grad[(size_t)o * k2 + i];
     }
     return 0;
 }
@@ -209,6 +380,42 @@ bn_aux(const cxr_graph *g, const cxr_node *nd, int training)
     return training ? 2 * (size_t)nd->c : 0; /* batch mean and inverse std, per channel */
 }
 
+/* Training BatchNorm shares its channels among the lanes: each channel's statistics are its
+ * own, so the split changes no bit. */
+typedef struct {
+    cxr_model *m;
+    const cxr_node *nd;
+    cxr_acts *a;
+    int backward;
+    float *dx;
+    float *grad;
+} bn_job;
+
+static void
+bn_lane(void *ctx, int lane, int on_caller)
+{
+    const bn_job *j = ctx;
+    const cxr_node *nd = j->nd;
+    cxr_model *m = j->m;
+    cxr_acts *a = j->a;
+    int self = (int)(nd - m->graph->nodes), hw = nd->h * nd->w, c0, c1;
+    const float *x = a->out[nd->in[0]], *gamma = cxr_param(m, nd->t_weight);
+    float *mean = a->aux[self], *invstd = a->aux[self] + nd->c;
+    if (lane_stopped(on_caller))
+        return;
+    cxr_share(nd->c, lane, a->lanes, &c0, &c1);
+    if (j->backward)
+        cxr_batchnorm_backward_train_channels(x, a->grad[self], a->n, nd->c, hw, c0, c1, gamma,
+                                              mean, invstd, j->dx,
+                                              cxr_param_grad(m, j->grad, nd->t_weight),
+                                              cxr_param_grad(m, j->grad, nd->t_bias));
+    else
+        cxr_batchnorm_forward_train_channels(
+            &bn_cfg, x, a->n, nd->c, hw, c0, c1, gamma, cxr_param(m, nd->t_bias),
+            m->params + m->tensors[nd->t_mean].offset, m->params + m->tensors[nd->t_var].offset,
+            a->out[self], mean, invstd);
+}
+
 static int
 bn_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
@@ -216,16 +423,13 @@ bn_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     int self = (int)(nd - m->graph->nodes), hw = nd->h * nd->w;
     const float *x = a->out[nd->in[0]];
     /* a frozen BatchNorm keeps its running statistics: it computes as in inference */
-    if (a->training && nd->trainable)
-        cxr_batchnorm_forward_train(&bn_cfg, x, a->n, nd->c, hw, cxr_param(m, nd->t_weight),
-                                    cxr_param(m, nd->t_bias),
-                                    m->params + m->tensors[nd->t_mean].offset,
-                                    m->params + m->tensors[nd->t_var].offset, a->out[self],
-                                    a->aux[self], a->aux[self] + nd->c);
-    else
-        cxr_batchnorm_forward_infer(&bn_cfg, x, a->n, nd->c, hw, cxr_param(m, nd->t_weight),
-                                    cxr_param(m, nd->t_bias), cxr_param(m, nd->t_mean),
-                                    cxr_param(m, nd->t_var), a->out[self]);
+    if (a->training && nd->trainable) {
+        bn_job j = {m, nd, a, 0, NULL, NULL};
+        return run_lanes(a, bn_lane, &j);
+    }
+    cxr_batchnorm_forward_infer(&bn_cfg, x, a->n, nd->c, hw, cxr_param(m, nd->t_weight),
+                                cxr_param(m, nd->t_bias), cxr_param(m, nd->t_mean),
+                                cxr_param(m, nd->t_var), a->out[self]);
     return 0;
 }
 
@@ -240,12 +444,8 @@ bn_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, float *f
     if (dx && acc[0])
         return -1; /* builders never let two nodes read a BatchNorm's input */
     if (nd->trainable) {
-        cxr_batchnorm_backward_train(a->out[nd->in[0]], a->grad[self], a->n, nd->c, hw,
-                                     cxr_param(m, nd->t_weight), a->aux[self],
-                                     a->aux[self] + nd->c, dx,
-                                     cxr_param_grad(m, grad, nd->t_weight),
-                                     cxr_param_grad(m, grad, nd->t_bias));
-        return 0;
+        bn_job j = {m, nd, a, 1, dx, grad};
+        return run_lanes(a, bn_lane, &j);
     }
     if (!dx)
         return 0;
@@ -311,20 +511,37 @@ maxpool_aux(const cxr_graph *g, const cxr_node *nd, int training)
     return training ? FLOATS(nd) : 0; /* the winners, as int32 */
 }
 
+static void
+maxpool_image(const image_job *j, int b, int lane)
+{
+    (void)lane;
+    const cxr_node *nd = j->nd, *x = input_of(j->m, nd, 0);
+    int self = (int)(nd - j->m->graph->nodes);
+    size_t in_f = FLOATS(x), out_f = FLOATS(nd);
+    cxr_maxpool_forward(j->a->out[nd->in[0]] + b * in_f, nd->c, x->h, x->w, nd->k, nd->stride,
+                        nd->pad, j->a->out[self] + b * out_f,
+                        j->a->aux[self] ? (int32_t *)j->a->aux[self] + b * out_f : NULL);
+}
+
 static int
 maxpool_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
     (void)seed;
-    int self = (int)(nd - m->graph->nodes);
-    const cxr_node *x = input_of(m, nd, 0);
+    return each_image(m, nd, a, NULL, maxpool_image);
+}
+
+static void
+maxpool_grad_image(const image_job *j, int b, int lane)
+{
+    const cxr_node *nd = j->nd, *x = input_of(j->m, nd, 0);
+    cxr_acts *a = j->a;
+    int self = (int)(nd - j->m->graph->nodes);
     size_t in_f = FLOATS(x), out_f = FLOATS(nd);
-    for (int b = 0; b < a->n; b++) {
-        CXR_STOP_IF_INTERRUPTED();
-        cxr_maxpool_forward(a->out[nd->in[0]] + b * in_f, nd->c, x->h, x->w, nd->k, nd->stride,
-                            nd->pad, a->out[self] + b * out_f,
-                            a->aux[self] ? (int32_t *)a->aux[self] + b * out_f : NULL);
-    }
-    return 0;
+    float *dx = a->grad[nd->in[0]] + b * in_f, *scratch = a->scratch + lane * a->scratch_stride;
+    cxr_maxpool_backward(a->grad[self] + b * out_f, (int32_t *)a->aux[self] + b * out_f, nd->c,
+                         x->h, x->w, nd->h, nd->w, j->acc[0] ? scratch : dx);
+    if (j->acc[0])
+        put(dx, scratch, in_f, 1);
 }
 
 static int
@@ -333,20 +550,9 @@ maxpool_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, flo
 {
     (void)grad;
     (void)folded_grad;
-    int self = (int)(nd - m->graph->nodes);
-    const cxr_node *x = input_of(m, nd, 0);
-    if (!x->needs_grad)
+    if (!input_of(m, nd, 0)->needs_grad)
         return 0;
-    size_t in_f = FLOATS(x), out_f = FLOATS(nd);
-    for (int b = 0; b < a->n; b++) {
-        CXR_STOP_IF_INTERRUPTED();
-        float *dx = a->grad[nd->in[0]] + b * in_f;
-        cxr_maxpool_backward(a->grad[self] + b * out_f, (int32_t *)a->aux[self] + b * out_f,
-                             nd->c, x->h, x->w, nd->h, nd->w, acc[0] ? a->scratch : dx);
-        if (acc[0])
-            put(dx, a->scratch, in_f, 1);
-    }
-    return 0;
+    return each_image(m, nd, a, acc, maxpool_grad_image);
 }
 
 /* ---- adaptive average pooling ---- */
@@ -555,12 +761,15 @@ linear_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     (void)seed;
     int self = (int)(nd - m->graph->nodes);
     int in = (int)FLOATS(input_of(m, nd, 0));
-    if (a->training)
+    if (a->training) {
+        int t = one_blas_thread();
         cxr_linear_forward(a->out[nd->in[0]], a->n, in, nd->cout, cxr_param(m, nd->t_weight),
                            cxr_param(m, nd->t_bias), a->out[self]);
-    else /* scores that do not depend on their batch */
+        restore_blas_threads(t);
+    } else { /* scores that do not depend on their batch */
         cxr_dot_batch(a->out[nd->in[0]], a->n, in, nd->cout, cxr_param(m, nd->t_weight),
                       cxr_param(m, nd->t_bias), a->out[self]);
+    }
     return 0;
 }
 
@@ -574,6 +783,7 @@ linear_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, floa
     int in = (int)FLOATS(x);
     const float *w = cxr_param(m, nd->t_weight), *dy = a->grad[self];
     float *dx = x->needs_grad ? a->grad[nd->in[0]] : NULL;
+    int t = one_blas_thread();
     if (nd->trainable)
         cxr_linear_backward(a->out[nd->in[0]], dy, a->n, in, nd->cout, w,
                             cxr_param_grad(m, grad, nd->t_weight),
@@ -581,6 +791,7 @@ linear_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad, floa
     if (dx && (acc[0] || !nd->trainable))
         cxr_sgemm(0, 0, a->n, in, nd->cout, 1.0f, dy, nd->cout, w, in, acc[0] ? 1.0f : 0.0f, dx,
                   in);
+    restore_blas_threads(t);
     return 0;
 }
 
@@ -694,27 +905,64 @@ attention_scale(const cxr_model *m, const cxr_node *nd)
     return m->attention_scaled ? 1.0f / sqrtf((float)nd->dim) : 1.0f;
 }
 
+static void
+attention_image(const image_job *j, int b, int lane)
+{
+    (void)lane;
+    const cxr_node *nd = j->nd, *fn = input_of(j->m, nd, 0);
+    cxr_acts *a = j->a;
+    int self = (int)(nd - j->m->graph->nodes);
+    int p = (int)attention_positions(j->m->graph, nd), d = nd->dim, cin = fn->c;
+    const float *f = a->out[nd->in[0]] + (size_t)b * cin * p;
+    if (projects(nd)) {
+        float *proj = a->feat[self] + (size_t)b * d * p;
+        cxr_sgemm(0, 0, d, p, cin, 1.0f, cxr_param(j->m, nd->t_weight), cin, f, p, 0.0f, proj, p);
+        f = proj;
+    }
+    cxr_attention_forward(f, a->out[nd->in[1]] + (size_t)b * d, d, p, attention_scale(j->m, nd),
+                          a->aux[self] + (size_t)b * p, a->out[self] + (size_t)b * d);
+}
+
 static int
 attention_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
     (void)seed;
-    int self = (int)(nd - m->graph->nodes);
-    const cxr_node *fn = input_of(m, nd, 0);
-    int p = (int)attention_positions(m->graph, nd), d = nd->dim, cin = fn->c;
-    for (int b = 0; b < a->n; b++) {
-        CXR_STOP_IF_INTERRUPTED();
-        const float *f = a->out[nd->in[0]] + (size_t)b * cin * p;
-        if (projects(nd)) {
-            float *proj = a->feat[self] + (size_t)b * d * p;
-            cxr_sgemm(0, 0, d, p, cin, 1.0f, cxr_param(m, nd->t_weight), cin, f, p, 0.0f, proj,
-                      p);
-            f = proj;
-        }
-        cxr_attention_forward(f, a->out[nd->in[1]] + (size_t)b * d, d, p,
-                              attention_scale(m, nd), a->aux[self] + (size_t)b * p,
-                              a->out[self] + (size_t)b * d);
-    }
-    return 0;
+    return each_image(m, nd, a, NULL, attention_image);
+}
+
+/* Each lane adds its images' projection gradient into its own partial (zeroed at its first
+ * image); attention_backward adds the partials in lane order. */
+static void
+attention_grad_image(const image_job *j, int b, int lane)
+{
+    const cxr_node *nd = j->nd, *fn = input_of(j->m, nd, 0), *gn = input_of(j->m, nd, 1);
+    cxr_acts *a = j->a;
+    int self = (int)(nd - j->m->graph->nodes), lo, hi;
+    int p = (int)attention_positions(j->m->graph, nd), d = nd->dim, cin = fn->c;
+    float *col = a->col + lane * a->col_stride;
+    float *dw = nd->trainable && projects(nd) ? a->partial + lane * a->partial_stride : NULL;
+    cxr_share(a->n, lane, a->lanes, &lo, &hi);
+    if (dw && b == lo)
+        memset(dw, 0, sizeof(float) * d * cin);
+    float *dg = gn->needs_grad ? a->grad[nd->in[1]] : NULL;
+    const float *raw = a->out[nd->in[0]] + (size_t)b * cin * p;
+    const float *f = projects(nd) ? a->feat[self] + (size_t)b * d * p : raw;
+    float *dx = fn->needs_grad ? a->grad[nd->in[0]] + (size_t)b * cin * p : NULL;
+    /* the features' gradient: straight into dx when nothing else wrote it */
+    float *df = projects(nd) || j->acc[0] || !dx ? col : dx;
+    float *dgb = dg ? dg + (size_t)b * d : col + (size_t)d * p; /* col holds dim*p + d */
+    if (dg && !j->acc[1])
+        memset(dgb, 0, sizeof(float) * d);
+    cxr_attention_backward(f, a->out[nd->in[1]] + (size_t)b * d, a->aux[self] + (size_t)b * p,
+                           a->grad[self] + (size_t)b * d, d, p, attention_scale(j->m, nd), df, dgb);
+    if (projects(nd)) {
+        if (dw)
+            cxr_sgemm(0, 1, d, cin, p, 1.0f, df, p, raw, p, 1.0f, dw, cin);
+        if (dx)
+            cxr_sgemm(1, 0, cin, p, d, 1.0f, cxr_param(j->m, nd->t_weight), cin, df, p,
+                      j->acc[0] ? 1.0f : 0.0f, dx, p);
+    } else if (dx && df != dx)
+        put(dx, df, (size_t)d * p, 1);
 }
 
 static int
@@ -722,33 +970,18 @@ attention_backward(cxr_model *m, const cxr_node *nd, cxr_acts *a, float *grad,
                    float *folded_grad, const int *acc)
 {
     (void)folded_grad;
-    int self = (int)(nd - m->graph->nodes);
-    const cxr_node *fn = input_of(m, nd, 0), *gn = input_of(m, nd, 1);
-    int p = (int)attention_positions(m->graph, nd), d = nd->dim, cin = fn->c;
-    float *dg = gn->needs_grad ? a->grad[nd->in[1]] : NULL;
-    if (dg && !acc[1])
-        memset(dg, 0, sizeof(float) * a->n * d);
+    int cin = input_of(m, nd, 0)->c, d = nd->dim;
+    if (each_image(m, nd, a, acc, attention_grad_image))
+        return -1;
     float *dw = nd->trainable ? cxr_param_grad(m, grad, nd->t_weight) : NULL;
-    for (int b = 0; b < a->n; b++) {
-        CXR_STOP_IF_INTERRUPTED();
-        const float *raw = a->out[nd->in[0]] + (size_t)b * cin * p;
-        const float *f = projects(nd) ? a->feat[self] + (size_t)b * d * p : raw;
-        float *dx = fn->needs_grad ? a->grad[nd->in[0]] + (size_t)b * cin * p : NULL;
-        /* the features' gradient: straight into dx when nothing else wrote it */
-        float *df = projects(nd) || acc[0] || !dx ? a->col : dx;
-        float *dgb = dg ? dg + (size_t)b * d : a->col + (size_t)d * p; /* col holds dim*p + d */
-        cxr_attention_backward(f, a->out[nd->in[1]] + (size_t)b * d, a->aux[self] + (size_t)b * p,
-                               a->grad[self] + (size_t)b * d, d, p, attention_scale(m, nd), df,
-                               dgb);
-        if (projects(nd)) {
-            if (dw)
-                cxr_sgemm(0, 1, d, cin, p, 1.0f, df, p, raw, p, 1.0f, dw, cin);
-            if (dx)
-                cxr_sgemm(1, 0, cin, p, d, 1.0f, cxr_param(m, nd->t_weight), cin, df, p,
-                          acc[0] ? 1.0f : 0.0f, dx, p);
-        } else if (dx && df != dx)
-            put(dx, df, (size_t)d * p, 1);
-    }
+    if (dw && projects(nd))
+        for (int l = 0; l < a->lanes; l++) {
+            int lo, hi;
+            cxr_share(a->n, l, a->lanes, &lo, &hi);
+            const float *pw = a->partial + l * a->partial_stride;
+            for (size_t i = 0; hi > lo && i < (size_t)d * cin; i++)
+                dw[i] += pw[i];
+        }
     return 0;
 }
 
@@ -761,7 +994,8 @@ attention_col_total(const cxr_graph *g, const cxr_node *nd, int training)
 
 const cxr_op_impl cxr_ops[CXR_N_OPS] = {
     [CXR_OP_INPUT] = {"input", input_shape, NULL, NULL, NULL, input_forward, NULL, 0},
-    [CXR_OP_CONV] = {"conv", conv_shape, NULL, NULL, conv_col, conv_forward, conv_backward, 0},
+    [CXR_OP_CONV] = {"conv", conv_shape, NULL, NULL, conv_col, conv_forward, conv_backward, 0,
+                     conv_prep},
     [CXR_OP_BATCHNORM] = {"batchnorm", bn_shape, bn_aux, NULL, NULL, bn_forward, bn_backward, 0},
     [CXR_OP_RELU] = {"relu", same_as_input, NULL, NULL, NULL, relu_forward, relu_backward, 1},
     [CXR_OP_MAXPOOL] = {"maxpool", maxpool_shape, maxpool_aux, NULL, NULL, maxpool_forward,

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,10 @@ cxr_winograd_scratch_floats(const cxr_conv_shape *s, int h, int w)
            ((size_t)s->cin + padded_cout(s));
 }
 
-void
-cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
+/* U for the shape s from weights g(o, c) = weight[o][c] (or, flipped, from the forward layer's
+ * weight[c][o] turned by 180 degrees). */
+static void
+weights_transform(const cxr_conv_shape *s, const float *weight, int flipped, float *u)
 {
     int k = s->k;
     const float *G = k == 5 ? &G5[0][0] : &G3[0][0];
@@ -113,7 +116,14 @@ cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
     memset(u, 0, sizeof(float) * A * A * plane); /* the padding rows */
     for (int o = 0; o < s->cout; o++)
         for (int c = 0; c < s->cin; c++) {
-            const float *g = weight + ((size_t)o * s->cin + c) * k * k;
+            float g[25];
+            if (flipped) {
+                const float *f = weight + ((size_t)c * s->cout + o) * k * k;
+                for (int i = 0; i < k * k; i++)
+                    g[i] = f[k * k - 1 - i];
+            } else {
+                memcpy(g, weight + ((size_t)o * s->cin + c) * k * k, sizeof(float) * k * k);
+            }
             float t[A][5]; /* G g */
             for (int i = 0; i < A; i++)
                 for (int j = 0; j < k; j++) {
@@ -132,6 +142,26 @@ cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
                       o % CXR_WINO_ROWS] = acc;
                 }
         }
+}
+
+void
+cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u)
+{
+    weights_transform(s, weight, 0, u);
+}
+
+cxr_conv_shape
+cxr_winograd_data_gradient_shape(const cxr_conv_shape *s)
+{
+    cxr_conv_shape d = {s->cout, s->cin, s->k, 1, s->k - 1 - s->pad};
+    return d;
+}
+
+void
+cxr_winograd_data_gradient_weights(const cxr_conv_shape *s, const float *weight, float *u)
+{
+    cxr_conv_shape d = cxr_winograd_data_gradient_shape(s);
+    weights_transform(&d, weight, 1, u);
 }
 
 /* The transforms work on L tiles at once, one tile per lane, so the compiler vectorises them
@@ -266,25 +296,18 @@ typedef struct {
     const cxr_conv_shape *s;
     const float *x, *u, *bias;
     float *y, *V, *M;
-    int h, w, oh, ow, th, tw, m, parts, coutp;
+    int h, w, oh, ow, th, tw, m, parts, coutp, phase;
     size_t T, tb_n;
 } layer_job;
 
-typedef struct {
-    const layer_job *job;
-    int part, phase;
-} part_arg;
+#define share cxr_share
 
 static void
-share(int n, int part, int parts, int *lo, int *hi)
+run_part(void *ctx, int part, int on_caller)
 {
-    *lo = (int)((long)n * part / parts);
-    *hi = (int)((long)n * (part + 1) / parts);
-}
-
-static void
-run_part(const layer_job *j, int part, int phase)
-{
+    (void)on_caller;
+    const layer_job *j = ctx;
+    int phase = j->phase;
     const cxr_conv_shape *s = j->s;
     int lo, hi;
     size_t T = j->T, tb_n = j->tb_n;
@@ -314,37 +337,6 @@ run_part(const layer_job *j, int part, int phase)
     }
 }
 
-static void *
-part_main(void *arg)
-{
-    const part_arg *a = arg;
-    run_part(a->job, a->part, a->phase);
-    return NULL;
-}
-
-#define MAX_PARTS 16
-
-/* One phase on j->parts threads (this one included); a part whose thread cannot start runs
- * here. New threads inherit this thread's floating-point mode. */
-static void
-run_phase(const layer_job *j, int phase)
-{
-    pthread_t tid[MAX_PARTS];
-    part_arg args[MAX_PARTS];
-    int started[MAX_PARTS] = {0};
-    for (int p = 1; p < j->parts; p++) {
-        args[p] = (part_arg){j, p, phase};
-        started[p] = cxr_thread_start(&tid[p], part_main, &args[p]) == 0;
-    }
-    run_part(j, 0, phase);
-    for (int p = 1; p < j->parts; p++) {
-        if (started[p])
-            pthread_join(tid[p], NULL);
-        else
-            run_part(j, p, phase);
-    }
-}
-
 /* With more than one BLAS thread, the layer runs on that many threads of its own, each of the
  * 36 products on one thread: thin products split well that way. Every output gets the same
  * arithmetic on any thread count. */
@@ -353,16 +345,16 @@ cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w, cons
                      const float *bias, float *y, float *scratch)
 {
     layer_job j = {s, x, u, bias, y, NULL, NULL, h, w, 0, 0, 0, 0, tile_out(s->k), 1,
-                   padded_cout(s), 0, 0};
+                   padded_cout(s), 0, 0, 0};
     tiles_of(s, h, w, &j.oh, &j.ow, &j.th, &j.tw);
     j.T = (size_t)j.th * j.tw;
     j.tb_n = tile_blocks(j.T);
     j.V = scratch;
     j.M = scratch + (size_t)A * A * s->cin * j.tb_n * L;
     int threads = cxr_blas_get_threads();
-    j.parts = threads > MAX_PARTS ? MAX_PARTS : threads;
-    for (int phase = 0; phase < 3; phase++)
-        run_phase(&j, phase);
+    j.parts = threads > 16 ? 16 : threads;
+    for (j.phase = 0; j.phase < 3; j.phase++) /* on threads of its own: cxr_threads.h */
+        cxr_parallel_parts(j.parts, j.parts, run_part, &j);
 }
 
 /* Against a direct convolution in double precision, for both kernel sizes and odd sizes. */
@@ -428,6 +420,20 @@ decide(void)
                        "(self-test passed; %s), im2col + sgemm for the others"
                      : "convolution: im2col + sgemm (Winograd failed its self-test; %s)",
              cxr_winograd_products_describe());
+}
+
+static atomic_int in_training = 1;
+
+int
+cxr_winograd_set_training(int on)
+{
+    return atomic_exchange(&in_training, on);
+}
+
+int
+cxr_winograd_in_training(void)
+{
+    return cxr_winograd_enabled() && atomic_load(&in_training);
 }
 
 int

@@ -159,7 +159,7 @@ SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, init_model => 'n
 -- decoded), and then the decoded images
 SET cxr_attn.training_memory = '1MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$);
-SET cxr_attn.training_memory = '220MB';
+SET cxr_attn.training_memory = '245MB';
 SELECT cxr.cxr_train('bad', $$SELECT image, label FROM blobs$$, batch_size => 1);
 RESET cxr_attn.training_memory;
 SELECT cxr.cxr_evaluate('blob_model', $$SELECT image, label FROM blobs WHERE false$$);

@@ -44,6 +44,48 @@ check(int k, int pad, int cin, int cout, int h, int w, uint32_t seed)
     return worst;
 }
 
+/* The input gradient of a stride-1 layer (k, pad, cin -> cout on h x w) from its output gradient
+ * dy, the Winograd way (cxr_winograd_data_gradient_*), against its definition in double
+ * precision: dx[c][iy][ix] = sum over o, i, j of dy[o][iy + pad - i][ix + pad - j] w[o][c][i][j]. */
+static double
+check_data_gradient(int k, int pad, int cin, int cout, int h, int w, uint32_t seed)
+{
+    cxr_conv_shape s = {cin, cout, k, 1, pad}, d = cxr_winograd_data_gradient_shape(&s);
+    int oh = cxr_conv_out_size(h, k, 1, pad), ow = cxr_conv_out_size(w, k, 1, pad);
+    float *dy = malloc(sizeof(float) * cout * oh * ow), *wt = malloc(sizeof(float) * cout * cin * k * k);
+    float *dx = malloc(sizeof(float) * cin * h * w);
+    float *u = malloc(sizeof(float) * cxr_winograd_weight_floats(&d));
+    float *scr = malloc(sizeof(float) * cxr_winograd_scratch_floats(&d, oh, ow));
+    harness_fill(dy, (size_t)cout * oh * ow, seed);
+    harness_fill(wt, (size_t)cout * cin * k * k, seed + 1);
+    CHECK(d.cin == cout && d.cout == cin && d.k == k && d.stride == 1 && d.pad == k - 1 - pad,
+          "the input gradient's shape");
+    CHECK(cxr_conv_out_size(oh, k, 1, d.pad) == h && cxr_conv_out_size(ow, k, 1, d.pad) == w,
+          "the input gradient has the input's size");
+    cxr_winograd_data_gradient_weights(&s, wt, u);
+    cxr_winograd_forward(&d, dy, oh, ow, u, NULL, dx, scr);
+    double worst = 0;
+    for (int c = 0; c < cin; c++)
+        for (int iy = 0; iy < h; iy++)
+            for (int ix = 0; ix < w; ix++) {
+                double acc = 0, mag = 0;
+                for (int o = 0; o < cout; o++)
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++) {
+                            int oy = iy + pad - i, ox = ix + pad - j;
+                            if (oy < 0 || oy >= oh || ox < 0 || ox >= ow)
+                                continue;
+                            double p = (double)dy[(o * oh + oy) * ow + ox] * wt[((o * cin + c) * k + i) * k + j];
+                            acc += p;
+                            mag += fabs(p);
+                        }
+                double e = fabs(dx[(c * h + iy) * w + ix] - acc) / (mag > 0 ? mag : 1);
+                worst = e > worst ? e : worst;
+            }
+    free(dy), free(wt), free(dx), free(u), free(scr);
+    return worst;
+}
+
 /* One product path against a double-precision product of the same packed operands: 3 points,
  * 67 channels, 3 rows of 8 outputs and 5 blocks of 16 tiles (an odd count: the AVX-512 tile's
  * edge). Returns the worst error as a share of the sum of |products|. */
@@ -116,6 +158,20 @@ main(int argc, char **argv)
     }
     printf("  worst error against direct convolution in double precision: %.3g of the magnitude\n",
            worst);
+    /* training's input gradients: alexnet's conv2 and conv3 shapes (scaled down) and edges */
+    static const int grads[][6] = {
+        {5, 2, 9, 16, 36, 36}, {5, 2, 7, 8, 17, 13}, {3, 1, 12, 10, 17, 17}, {3, 0, 8, 9, 12, 11},
+        {5, 4, 3, 8, 6, 7},
+    };
+    worst = 0;
+    for (size_t n = 0; n < sizeof grads / sizeof grads[0]; n++) {
+        const int *c = grads[n];
+        double e = check_data_gradient(c[0], c[1], c[2], c[3], c[4], c[5], 41 + (uint32_t)n);
+        CHECK(e <= (c[0] == 3 ? 5e-6 : 2e-6), "input gradient k%d pad %d %dx%d, %d -> %d channels: error %.3g", c[0],
+              c[1], c[4], c[5], c[2], c[3], e);
+        worst = e > worst ? e : worst;
+    }
+    printf("  input gradients: worst error against double precision %.3g of the magnitude\n", worst);
 
     /* more BLAS threads split the layer over threads of its own: the same bits */
     {
