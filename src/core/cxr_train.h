@@ -56,7 +56,7 @@ typedef struct {
 int cxr_make_batch(const cxr_dataset *d, const int *idx, int n, const cxr_augment_config *aug,
                    uint64_t seed, uint64_t draw_base, float *out);
 
-typedef struct {
+typedef struct cxr_metrics {
     long n, tp, tn, fp, fn;
     double accuracy, sensitivity, specificity, precision, f1, auc, loss;
 } cxr_metrics;

@@ -13,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.8.0"
+#define CXR_SQL_VERSION "0.9.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;
@@ -45,6 +45,15 @@ void cxr_pg_cache_init(void);
 const char *cxr_pg_schema(void);
 /* The id a model name points at now (ERROR when none). */
 int64 cxr_pg_resolve_name(const char *name);
+/* The local row id of the model whose weights have this SHA-256 (ERROR when none). */
+#define CXR_DIGEST_LEN 32
+int64 cxr_pg_resolve_digest(bytea *digest);
+/* A by-id function's model argument: a bigint row id, or (for the bytea overloads) a digest. */
+int64 cxr_pg_model_id_arg(FunctionCallInfo fcinfo, int argno);
+
+/* metrics_agg.c: cxr_evaluate's row of figures (NULL where a ratio has nothing to divide). */
+struct cxr_metrics;
+Datum cxr_pg_metrics_datum(FunctionCallInfo fcinfo, const struct cxr_metrics *mt);
 
 /* predict.c: scoring shared with the pictures. Every scoring function exists by model name
  * (STABLE) and by model id (IMMUTABLE): impl(fcinfo, by_id) behind two SQL entry points. */

@@ -32,7 +32,15 @@ static cxr_cached_model **models;
 static int n_models, cap_models;
 static name_entry *names;
 static int n_names, cap_names;
+/* content digests (SHA-256 of the weights) resolved to a local row id */
+typedef struct {
+    uint8 digest[CXR_DIGEST_LEN];
+    int64 id;
+} digest_entry;
+static digest_entry *digests;
+static int n_digests, cap_digests;
 static bool cache_stale;
+static void check_read_privilege(void);
 static char *schema_name;
 static Oid deployments_relid = InvalidOid;
 static Oid models_relid = InvalidOid;
@@ -88,7 +96,7 @@ flush_if_stale(void)
     }
     for (int i = 0; i < n_names; i++)
         pfree(names[i].name);
-    n_models = n_names = 0;
+    n_models = n_names = n_digests = 0;
     cache_stale = false;
 }
 
@@ -152,6 +160,56 @@ cxr_pg_resolve_name(const char *name)
     names[n_names].name = MemoryContextStrdup(TopMemoryContext, name);
     names[n_names].id = DatumGetInt64(d);
     return names[n_names++].id;
+}
+
+/* A model's identity across servers is the SHA-256 of its weights (cxr.models.digest): the
+ * same bytes imported anywhere have it. Any local row holding those bytes computes the same. */
+int64
+cxr_pg_resolve_digest(bytea *digest)
+{
+    bool isnull;
+    size_t len = VARSIZE_ANY_EXHDR(digest);
+    const uint8 *d = (const uint8 *)VARDATA_ANY(digest);
+    if (len != CXR_DIGEST_LEN)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("a model digest is %d bytes (SHA-256), not %zu", CXR_DIGEST_LEN, len),
+                        errhint("SELECT cxr.cxr_model_digest('name') gives a model's digest.")));
+    for (int i = 0; i < n_digests; i++)
+        if (memcmp(digests[i].digest, d, CXR_DIGEST_LEN) == 0)
+            return digests[i].id;
+    char *sql = psprintf("SELECT min(id) FROM %s.models WHERE digest = $1", cxr_pg_schema());
+    Datum id = cxr_pg_query_one(sql, BYTEAOID, PointerGetDatum(digest), &isnull, true, 8);
+    if (isnull) {
+        char hex[2 * CXR_DIGEST_LEN + 1];
+        for (int i = 0; i < CXR_DIGEST_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("no model with digest \\x%s is stored on this server", hex),
+                        errhint("Import the model here, or distribute it from the server that "
+                                "has it with cxr.cxr_model_distribute.")));
+    }
+    /* the lookup ran a query: a change it saw must not flush the entry made from it */
+    flush_if_stale();
+    if (n_digests == cap_digests) {
+        cap_digests = cap_digests ? cap_digests * 2 : 8;
+        digests = digests ? repalloc(digests, sizeof(digest_entry) * cap_digests)
+                          : MemoryContextAlloc(TopMemoryContext, sizeof(digest_entry) * cap_digests);
+    }
+    memcpy(digests[n_digests].digest, d, CXR_DIGEST_LEN);
+    digests[n_digests].id = DatumGetInt64(id);
+    return digests[n_digests++].id;
+}
+
+/* A model argument given by row id (bigint) or by digest (bytea): the local row id. */
+int64
+cxr_pg_model_id_arg(FunctionCallInfo fcinfo, int argno)
+{
+    if (get_fn_expr_argtype(fcinfo->flinfo, argno) == BYTEAOID) {
+        check_read_privilege();
+        flush_if_stale();
+        return cxr_pg_resolve_digest(PG_GETARG_BYTEA_PP(argno));
+    }
+    return PG_GETARG_INT64(argno);
 }
 
 /* Loads the weights of model `id` into a core model (malloc'd). */

@@ -19,12 +19,12 @@ typedef struct {
     int w, h;
 } scored;
 
-/* Every scoring function exists by model name (STABLE) and by model id (IMMUTABLE). */
+/* Every scoring function exists by model name (STABLE) and by model id or digest (IMMUTABLE). */
 cxr_cached_model *
 cxr_pg_model_arg(FunctionCallInfo fcinfo, int argno, bool by_id)
 {
     if (by_id)
-        return cxr_pg_model_by_id(PG_GETARG_INT64(argno));
+        return cxr_pg_model_by_id(cxr_pg_model_id_arg(fcinfo, argno));
     return cxr_pg_model_by_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
 }
 

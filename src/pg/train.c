@@ -853,13 +853,10 @@ static Datum
 evaluate(FunctionCallInfo fcinfo, bool by_id)
 {
     char *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-    TupleDesc tupdesc;
-    if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-        elog(ERROR, "return type must be a row type");
     MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "cxr_evaluate",
                                               ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(ctx);
-    cxr_cached_model *cm = by_id ? cxr_pg_model_by_id(PG_GETARG_INT64(0))
+    cxr_cached_model *cm = by_id ? cxr_pg_model_by_id(cxr_pg_model_id_arg(fcinfo, 0))
                                  : cxr_pg_model_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
     /* the query below is user code: it may change the registry and flush the cache */
     cxr_pg_model_hold(cm, ctx);
@@ -882,14 +879,7 @@ evaluate(FunctionCallInfo fcinfo, bool by_id)
                          errdetail("ROC AUC needs images of both classes.")));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(ctx);
-    Datum v[11] = {Int64GetDatum(mt.n), Float8GetDatum(mt.accuracy), Float8GetDatum(mt.sensitivity),
-                   Float8GetDatum(mt.specificity), Float8GetDatum(mt.precision),
-                   Float8GetDatum(mt.f1), Float8GetDatum(mt.auc), Int64GetDatum(mt.tp),
-                   Int64GetDatum(mt.fp), Int64GetDatum(mt.tn), Int64GetDatum(mt.fn)};
-    bool nulls[11] = {0};
-    for (int i = 1; i < 7; i++)
-        nulls[i] = isnan(DatumGetFloat8(v[i]));
-    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, nulls)));
+    PG_RETURN_DATUM(cxr_pg_metrics_datum(fcinfo, &mt));
 }
 
 PG_FUNCTION_INFO_V1(cxr_evaluate);

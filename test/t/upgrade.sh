@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The upgrade paths: a database created at 0.7.0 (the previous release), 0.6.0, 0.5.0, 0.4.0, 0.3.0, 0.2.0 or 0.1.0 keeps its
+# The upgrade paths: a database created at 0.8.0 (the previous release), 0.7.0, 0.6.0, 0.5.0, 0.4.0, 0.3.0, 0.2.0 or 0.1.0 keeps its
 # models through ALTER EXTENSION UPDATE, ends up with exactly the objects of a fresh install of
 # the current version, and roles that could train before can train (and resume) after.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..55"
+echo "1..71"
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" cxr_attn.control)
 new=cxr_up_new
 psql -X -q -c "DROP DATABASE IF EXISTS $new" -c "CREATE DATABASE $new"
@@ -58,7 +58,7 @@ PGDATABASE=$new q -c "CREATE EXTENSION cxr_attn" \
   -c "GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_up_modeler"
 describe $new > "$tmp/new.txt"
 
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
     old=cxr_up_${from//./_}
     export PGDATABASE=$old
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old"
@@ -86,6 +86,14 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0; do
     q -c "SELECT id, cxr.covid_predict(image, 'users_model') FROM imgs ORDER BY id" > "$tmp/after.txt"
     [ -s "$tmp/before.txt" ] && cmp -s "$tmp/before.txt" "$tmp/after.txt"
     ok $? "$from: the user's model survives the upgrade and scores the same"
+    # 0.9.0: every row gets its identity, the SHA-256 of its weights (sha256sum, outside
+    # PostgreSQL), and the old row id still scores
+    q -c "SELECT encode(weights, 'base64') FROM cxr.models WHERE name = 'users_model'" | base64 -d > "$tmp/users_model.bin"
+    want=$(sha256sum < "$tmp/users_model.bin" | cut -d' ' -f1)
+    got=$(q -c "SELECT encode(cxr.cxr_model_digest('users_model'), 'hex')")
+    by_id=$(q -c "SELECT bool_and(cxr.covid_predict(image, cxr.cxr_model_id('users_model')) = cxr.covid_predict(image, cxr.cxr_model_digest('users_model'))) FROM imgs")
+    [ -n "$want" ] && [ "$got" = "$want" ] && [ "$by_id" = t ]
+    ok $? "$from: existing rows get their digest ($got) and score the same by id and by digest"
     owners=$(q -c "SELECT string_agg(DISTINCT owner::text || ':' || pg_typeof(owner), ',') FROM cxr.models WHERE name <> 'default'")
     [ "$owners" = "cxr_up_modeler:regrole" ]
     ok $? "$from: owners become role ids of the same roles ($owners)"

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Past one server (issue 14): three sites, each a PostgreSQL server of its own with cxr_attn and
+# a third of a sample of the shared X-rays, and a coordinator (a database on the throwaway
+# server) that sees them as one partitioned table of postgres_fdw foreign partitions. The user
+# mappings reach each site as a non-superuser holding only the grants README.md lists. The
+# shared X-rays come from one source, so the sites split them by a hash of the file name.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source test/t/tap.inc
+need_shared_xrays
+echo "1..16"
+pg_bin=${CXR_PG_BIN:-/usr/lib/postgresql/15/bin}
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+sites_dir=$(mktemp -d /tmp/cxr_sites.XXXXXX)
+chmod 755 "$sites_dir"
+[ "$(id -u)" = 0 ] && chown postgres "$sites_dir"
+site_port() { echo $((PGPORT + $1)); }
+site_q() { local i=$1; shift; psql -X -v ON_ERROR_STOP=1 -Atq -h "$sites_dir/s$i" -p "$(site_port "$i")" -d site "$@"; }
+start_site() {
+    run_pg env -u OPENBLAS_CORETYPE "$pg_bin/pg_ctl" -D "$sites_dir/s$1/data" -l "$sites_dir/s$1/log" -w \
+        -o "-p $(site_port "$1") -k $sites_dir/s$1 -c listen_addresses='' -c max_connections=20 -c shared_buffers=32MB" \
+        start >/dev/null
+}
+stop_site() { run_pg "$pg_bin/pg_ctl" -D "$sites_dir/s$1/data" -m immediate stop >/dev/null 2>&1; }
+cleanup() {
+    for i in 1 2 3; do stop_site $i; done
+    rm -rf "$sites_dir"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS cxr_coord" 2>/dev/null
+}
+trap cleanup EXIT
+
+# README.md's two blocks for many sites (```sql sites): what a site grants and publishes, and
+# the coordinator's calls, as written
+mapfile -d '' -t readme_blocks < <(python3 -c '
+import re, sys
+for b in re.findall(r"```sql sites\n(.*?)```", open("README.md").read(), re.S):
+    sys.stdout.write(b + "\0")')
+
+# ---- the sites
+for i in 1 2 3; do
+    run_pg mkdir -p "$sites_dir/s$i"
+    run_pg "$pg_bin/initdb" -D "$sites_dir/s$i/data" -U postgres -A trust >/dev/null
+    start_site $i
+    psql -X -q -h "$sites_dir/s$i" -p "$(site_port $i)" -d postgres -c "CREATE DATABASE site"
+    site_q $i <<SQL
+CREATE EXTENSION cxr_attn;
+CREATE TABLE xrays (site text NOT NULL DEFAULT 'site$i', file text PRIMARY KEY, label boolean NOT NULL,
+                    split text NOT NULL, image cxr.cxr_image NOT NULL);
+$(sed "s/site1/site$i/g" <<< "${readme_blocks[0]}")
+SQL
+done
+
+# ---- the coordinator: every image once in a local table (the one-server reference), each
+# site's third copied to it
+fresh_db cxr_coord
+q -c "CREATE TABLE pooled (file text PRIMARY KEY, label boolean, split text, source text, image bytea)"
+python3 scripts/load_cxr.py "$data" --limit-per-split 15 |
+    q -c "\\copy pooled (file, label, split, source, image) FROM STDIN WITH (FORMAT csv)"
+q -c "ALTER TABLE pooled ADD COLUMN site text" \
+  -c "UPDATE pooled SET site = 'site' || (1 + abs(hashtext(file)) % 3)"
+for i in 1 2 3; do
+    q -c "\\copy (SELECT file, label, split, image FROM pooled WHERE site = 'site$i') TO STDOUT" |
+        site_q $i -c "\\copy xrays (file, label, split, image) FROM STDIN"
+    site_q $i -c "ANALYZE xrays"
+done
+n=$(q -c "SELECT count(*) FROM pooled")
+per_site=$(for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM xrays"; done | paste -sd/)
+ok $([ "$n" -ge 90 ] && [ "$(( ${per_site//\// + } ))" = "$n" ]; echo $?) "$n real X-rays, split $per_site over three sites"
+
+q <<SQL
+CREATE EXTENSION postgres_fdw;
+CREATE EXTENSION dblink;
+CREATE TABLE all_scores (site text NOT NULL, file text NOT NULL, label boolean NOT NULL,
+                         split text NOT NULL, model bytea NOT NULL, probability float8)
+    PARTITION BY LIST (site);
+SQL
+for i in 1 2 3; do
+    q <<SQL
+CREATE SERVER site$i FOREIGN DATA WRAPPER postgres_fdw
+    OPTIONS (host '$sites_dir/s$i', port '$(site_port $i)', dbname 'site', extensions 'cxr_attn',
+             async_capable 'true', fetch_size '20');
+CREATE USER MAPPING FOR CURRENT_USER SERVER site$i OPTIONS (user 'cxr_site');
+CREATE FOREIGN TABLE scores_site$i PARTITION OF all_scores FOR VALUES IN ('site$i')
+    SERVER site$i OPTIONS (schema_name 'site$i', table_name 'xray_scores');
+SQL
+done
+
+# ---- one model, everywhere, by one call
+import_model net test/bin/random_attn2.safetensors
+dist=$(q -c "SELECT server || ':' || imported FROM cxr.cxr_model_distribute('net', ARRAY['site1', 'site2', 'site3'])" | paste -sd,)
+again=$(q -c "SELECT server || ':' || imported FROM cxr.cxr_model_distribute('net', ARRAY['site1', 'site2', 'site3'])" | paste -sd,)
+[ "$dist" = "site1:true,site2:true,site3:true" ] && [ "$again" = "site1:false,site2:false,site3:false" ]
+ok $? "cxr_model_distribute puts the model on every site in one call, and a second call finds it there ($dist; $again)"
+
+file_digest=$(sha256sum < test/bin/random_attn2.safetensors | cut -d' ' -f1)
+digests=$(q -c "SELECT encode(cxr.cxr_model_digest('net'), 'hex')"
+          for i in 1 2 3; do site_q $i -c "SELECT encode(cxr.cxr_model_digest('net'), 'hex')"; done)
+[ "$(sort -u <<< "$digests")" = "$file_digest" ]
+ok $? "the model has the same identity on the coordinator and the three sites: the file's SHA-256 ($file_digest)"
+
+# a site that is not there: all or nothing, and the ERROR names it
+q -c "CREATE SERVER site9 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$sites_dir/none', port '1', dbname 'site')" \
+  -c "CREATE USER MAPPING FOR CURRENT_USER SERVER site9 OPTIONS (user 'cxr_site')"
+err=$(q -c "SELECT * FROM cxr.cxr_model_distribute('net', ARRAY['site1', 'site9'])" 2>&1)
+echo "# $err" | head -3
+grep -q 'site "site9"' <<< "$err" && [ "$(site_q 1 -c "SELECT count(*) FROM cxr.models WHERE name = 'net'")" = 1 ]
+ok $? "a site that is down makes cxr_model_distribute fail with an ERROR naming it, and no site keeps anything"
+
+# ---- scoring across sites
+digest="'\\x$file_digest'::bytea"
+q -c "CREATE TABLE one_server AS SELECT file, cxr.covid_predict(image, $digest) AS p FROM pooled"
+net="(SELECT cxr.cxr_model_digest('net'))"
+q -c "CREATE TABLE across AS SELECT file, probability AS p FROM all_scores WHERE model = $net"
+diff=$(q -c "SELECT count(*) FROM one_server o FULL JOIN across a USING (file) WHERE o.p IS DISTINCT FROM a.p")
+ok $([ "$diff" = 0 ] && [ "$(q -c 'SELECT count(*) FROM across')" = "$n" ]; echo $?) \
+    "scores across the sites equal scoring the same rows on one server, bit for bit ($diff differ)"
+
+plan=$(q -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT file, probability FROM all_scores WHERE model = $net")
+echo "$plan" | sed 's/^/# /'
+remote=$(grep -Ec 'Remote SQL: SELECT file, probability FROM site[123].xray_scores WHERE \(\(model = \$1::bytea\)\)' <<< "$plan")
+[ "$remote" = 3 ]
+ok $? "EXPLAIN VERBOSE: each site computes the scores; only file names and scores cross the network"
+[ "$(grep -c 'Async Foreign Scan' <<< "$plan")" = 3 ]
+ok $? "the three sites are scanned concurrently (async append)"
+
+privs=$(site_q 1 -c "SET ROLE cxr_site" -c "SELECT has_table_privilege('cxr.training_states', 'SELECT'),
+                                                   has_table_privilege('cxr.models', 'UPDATE'),
+                                                   rolsuper FROM pg_roles WHERE rolname = 'cxr_site'" | paste -sd,)
+ok $([ "$privs" = "f|f|f" ]; echo $?) "the sites are reached as a non-superuser without rights beyond the README's grants ($privs)"
+
+# ---- federated evaluation: labels and scores cross, images do not
+fed=$(q -c "SELECT coalesce(site, 'pooled'), (e).n, (e).accuracy, (e).sensitivity, (e).specificity, (e).roc_auc
+            FROM (SELECT site, cxr.cxr_metrics(label, probability) e FROM all_scores WHERE model = $net
+                  GROUP BY ROLLUP (site)) s ORDER BY 1")
+ref=$(q -c "SELECT 'pooled', n, accuracy, sensitivity, specificity, roc_auc FROM cxr.cxr_evaluate($digest, 'SELECT image, label FROM pooled')"
+      for i in 1 2 3; do site_q $i -c "SELECT 'site$i', n, accuracy, sensitivity, specificity, roc_auc FROM cxr.cxr_evaluate($digest, 'SELECT image, label FROM xrays')"; done)
+echo "$fed" | sed 's/^/# federated: /'
+[ -n "$fed" ] && [ "$fed" = "$(sort <<< "$ref")" ]
+ok $? "federated evaluation (per site and pooled, one query) equals cxr_evaluate on each site and on the pooled rows"
+sites=$(q -c "SELECT coalesce(site, 'pooled'), n, accuracy, sensitivity, specificity, roc_auc
+              FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'], 'SELECT image, label FROM xrays') ORDER BY 1")
+[ -n "$sites" ] && [ "$sites" = "$fed" ]
+ok $? "cxr_evaluate_sites, started on every site through dblink, gives the same figures"
+fplan=$(q -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT site, cxr.cxr_metrics(label, probability) FROM all_scores WHERE model = $net GROUP BY ROLLUP (site)")
+[ "$(grep -Ec 'Remote SQL: SELECT site, label, probability FROM site[123].xray_scores WHERE \(\(model = \$1::bytea\)\)' <<< "$fplan")" = 3 ]
+ok $? "the federated evaluation's plan scores on the sites"
+
+out=$(q <<< "${readme_blocks[1]}" 2>&1)
+rc=$?
+echo "$out" | grep -v '^images/' | sed 's/^/# readme: /'
+[ ${#readme_blocks[@]} = 2 ] && [ "$rc" = 0 ] && [ "$(grep -c '^images/' <<< "$out")" = "$n" ] &&
+    grep -q '^all sites|90|' <<< "$out"
+ok $? "the README's blocks for many sites run as written (${#readme_blocks[@]} blocks)"
+
+# ---- failures
+stop_site 3
+err=$(q -c "SELECT count(*) FROM all_scores WHERE model = $net AND probability > 0.5" 2>&1)
+echo "# $err" | head -2
+grep -q 'server "site3"' <<< "$err"
+ok $? "a site that is down gives an ERROR naming it"
+start_site 3
+
+# a site killed while it scores: through postgres_fdw the query ends in an ERROR (postgres_fdw
+# names no server when a connection is lost: docs/scale.md), through cxr_evaluate_sites in an
+# ERROR that names the site
+# (the coordinator takes 50 ms per row, so site2's cursor is still open when it dies)
+q -c "ALTER SERVER site2 OPTIONS (SET fetch_size '2')"
+q -c "SELECT file, probability FROM all_scores WHERE model = $net AND pg_sleep(0.05) IS NOT NULL" > "$sites_dir/killed.out" 2>&1 &
+query=$!
+sleep 1.5
+stop_site 2
+wait $query
+rc=$?
+grep -v '^[a-z0-9/_.-]*|' "$sites_dir/killed.out" | sed 's/^/# /'
+ok $([ "$rc" != 0 ] && grep -q '^ERROR' "$sites_dir/killed.out"; echo $?) "a site killed mid-scan ends the postgres_fdw query with an ERROR"
+start_site 2
+q -c "SELECT * FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
+                                           'SELECT image, label FROM xrays, generate_series(1, 4)')" > "$sites_dir/killed.out" 2>&1 &
+query=$!
+sleep 2
+stop_site 2
+wait $query
+rc=$?
+sed 's/^/# /' "$sites_dir/killed.out"
+ok $([ "$rc" != 0 ] && grep -q 'ERROR:  cxr_evaluate_sites: site "site2"' "$sites_dir/killed.out"; echo $?) \
+    "a site killed mid-query gives cxr_evaluate_sites an ERROR that names it"
+start_site 2
+# and the coordinator goes on once the site is back
+q -c "SELECT count(*) FROM across" >/dev/null
+ok $([ "$(q -c "SELECT count(probability) FROM all_scores WHERE model = $net")" = "$n" ]; echo $?) \
+    "after the site restarts, the same query scores all $n rows again"
+exit $tap_failed
