@@ -74,6 +74,9 @@ cxr_model *cxr_model_load(const uint8_t *buf, size_t len, char *err);
 int cxr_model_save(const cxr_model *m, uint8_t **buf, size_t *len);
 void cxr_model_free(cxr_model *m);
 cxr_model *cxr_model_clone(const cxr_model *m, char *err);
+/* Federated averaging (model_average.c): a new model whose every parameter is the weighted mean
+ * of the models' (weights: sample counts, >= 0, not all 0). Networks of one layout only. */
+cxr_model *cxr_model_average(cxr_model *const *models, const double *weights, int n, char *err);
 
 const cxr_param_info *cxr_model_tensor(const cxr_model *m, const char *name);
 /* The first BatchNorm running_var tensor holding a negative value in params (laid out as

@@ -61,5 +61,15 @@ CREATE EXTENSION dblink;
 SELECT * FROM cxr.cxr_model_distribute('id_a', ARRAY['site_x']);
 SELECT * FROM cxr.cxr_model_distribute('no_such_model', ARRAY[]::text[]);
 SELECT * FROM cxr.cxr_model_distribute('id_a', ARRAY[]::text[]);
+SELECT * FROM cxr.cxr_train_federated('f', ARRAY['site_x'], 'SELECT image, label FROM id_imgs', rounds => 0);
+SELECT * FROM cxr.cxr_train_federated('f', ARRAY['site_x'], 'SELECT image, label FROM id_imgs', resume => true);
+SELECT * FROM cxr.cxr_train_federated('f', ARRAY['site_x'], 'SELECT image, label FROM id_imgs');
 DROP EXTENSION dblink;
+
+-- cxr_model_average: a model averaged with itself is itself, byte for byte; bad input is refused
+SELECT cxr.cxr_model_average(ARRAY[w, w], ARRAY[2, 5]) = w AS same_bytes
+FROM (SELECT cxr.cxr_model_export('id_a') AS w) s;
+SELECT cxr.cxr_model_average(ARRAY[cxr.cxr_model_export('id_a')], ARRAY[1, 2]);
+SELECT cxr.cxr_model_average(ARRAY['\x00'::bytea], ARRAY[1]);
+SELECT cxr.cxr_model_average(ARRAY[cxr.cxr_model_export('id_a'), NULL], ARRAY[1, 2]);
 SELECT cxr.cxr_model_drop('id_a') + cxr.cxr_model_drop('id_b') AS dropped;

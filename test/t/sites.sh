@@ -8,47 +8,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
 need_shared_xrays
-echo "1..16"
-pg_bin=${CXR_PG_BIN:-/usr/lib/postgresql/15/bin}
-run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-sites_dir=$(mktemp -d /tmp/cxr_sites.XXXXXX)
-chmod 755 "$sites_dir"
-[ "$(id -u)" = 0 ] && chown postgres "$sites_dir"
-site_port() { echo $((PGPORT + $1)); }
-site_q() { local i=$1; shift; psql -X -v ON_ERROR_STOP=1 -Atq -h "$sites_dir/s$i" -p "$(site_port "$i")" -d site "$@"; }
-start_site() {
-    run_pg env -u OPENBLAS_CORETYPE "$pg_bin/pg_ctl" -D "$sites_dir/s$1/data" -l "$sites_dir/s$1/log" -w \
-        -o "-p $(site_port "$1") -k $sites_dir/s$1 -c listen_addresses='' -c max_connections=20 -c shared_buffers=32MB" \
-        start >/dev/null
-}
-stop_site() { run_pg "$pg_bin/pg_ctl" -D "$sites_dir/s$1/data" -m immediate stop >/dev/null 2>&1; }
-cleanup() {
-    for i in 1 2 3; do stop_site $i; done
-    rm -rf "$sites_dir"
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS cxr_coord" 2>/dev/null
-}
-trap cleanup EXIT
-
-# README.md's two blocks for many sites (```sql sites): what a site grants and publishes, and
-# the coordinator's calls, as written
-mapfile -d '' -t readme_blocks < <(python3 -c '
-import re, sys
-for b in re.findall(r"```sql sites\n(.*?)```", open("README.md").read(), re.S):
-    sys.stdout.write(b + "\0")')
-
-# ---- the sites
-for i in 1 2 3; do
-    run_pg mkdir -p "$sites_dir/s$i"
-    run_pg "$pg_bin/initdb" -D "$sites_dir/s$i/data" -U postgres -A trust >/dev/null
-    start_site $i
-    psql -X -q -h "$sites_dir/s$i" -p "$(site_port $i)" -d postgres -c "CREATE DATABASE site"
-    site_q $i <<SQL
-CREATE EXTENSION cxr_attn;
-CREATE TABLE xrays (site text NOT NULL DEFAULT 'site$i', file text PRIMARY KEY, label boolean NOT NULL,
-                    split text NOT NULL, image cxr.cxr_image NOT NULL);
-$(sed "s/site1/site$i/g" <<< "${readme_blocks[0]}")
-SQL
-done
+echo "1..20"
+source scripts/sites.inc
 
 # ---- the coordinator: every image once in a local table (the one-server reference), each
 # site's third copied to it
@@ -67,23 +28,7 @@ n=$(q -c "SELECT count(*) FROM pooled")
 per_site=$(for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM xrays"; done | paste -sd/)
 ok $([ "$n" -ge 90 ] && [ "$(( ${per_site//\// + } ))" = "$n" ]; echo $?) "$n real X-rays, split $per_site over three sites"
 
-q <<SQL
-CREATE EXTENSION postgres_fdw;
-CREATE EXTENSION dblink;
-CREATE TABLE all_scores (site text NOT NULL, file text NOT NULL, label boolean NOT NULL,
-                         split text NOT NULL, model bytea NOT NULL, probability float8)
-    PARTITION BY LIST (site);
-SQL
-for i in 1 2 3; do
-    q <<SQL
-CREATE SERVER site$i FOREIGN DATA WRAPPER postgres_fdw
-    OPTIONS (host '$sites_dir/s$i', port '$(site_port $i)', dbname 'site', extensions 'cxr_attn',
-             async_capable 'true', fetch_size '20');
-CREATE USER MAPPING FOR CURRENT_USER SERVER site$i OPTIONS (user 'cxr_site');
-CREATE FOREIGN TABLE scores_site$i PARTITION OF all_scores FOR VALUES IN ('site$i')
-    SERVER site$i OPTIONS (schema_name 'site$i', table_name 'xray_scores');
-SQL
-done
+make_coordinator
 
 # ---- one model, everywhere, by one call
 import_model net test/bin/random_attn2.safetensors
@@ -149,8 +94,57 @@ out=$(q <<< "${readme_blocks[1]}" 2>&1)
 rc=$?
 echo "$out" | grep -v '^images/' | sed 's/^/# readme: /'
 [ ${#readme_blocks[@]} = 2 ] && [ "$rc" = 0 ] && [ "$(grep -c '^images/' <<< "$out")" = "$n" ] &&
-    grep -q '^all sites|90|' <<< "$out"
+    grep -q '^all sites|90|' <<< "$out" && grep -q '^2|average|' <<< "$out"
 ok $? "the README's blocks for many sites run as written (${#readme_blocks[@]} blocks)"
+
+# ---- federated training: the sites keep nothing, the run is reproducible and resumable
+site_rows() { for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM cxr.models"; done | paste -sd/; }
+before=$(site_rows)
+fed() {  # NAME ROUNDS [MORE ARGUMENTS]
+    q -c "SET client_min_messages = warning" -c "SELECT round || ':' || coalesce(site, 'average') || ':' || images
+          FROM cxr.cxr_train_federated('$1', ARRAY['site1', 'site2', 'site3'],
+               'SELECT image, label FROM xrays WHERE split = ''train''', rounds => $2, batch_size => 4,
+               augment => false, seed => 7 ${3:-})" | paste -sd,
+}
+rows=$(fed fed_a 2)
+train_n=$(q -c "SELECT count(*) FROM pooled WHERE split = 'train'")
+hist=$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history WHERE model_id = cxr.cxr_model_id('fed_a')")
+echo "# $rows"
+[ "$(tr , '\n' <<< "$rows" | grep -c .)" = 8 ] && grep -q "2:average:$train_n" <<< "$rows" && [ "$hist" = "1,2" ] &&
+    [ "$(site_rows)" = "$before" ]
+ok $? "federated training: 2 rounds over 3 sites and $train_n images complete, with history 1,2, and the sites keep nothing ($before model rows)"
+fed fed_b 2 >/dev/null
+fed fed_c 1 >/dev/null
+fed fed_d 1 ", init_model => 'fed_c', resume => true" >/dev/null
+d=$(q -c "SELECT string_agg(encode(cxr.cxr_model_digest(n), 'hex'), ' ' ORDER BY n) FROM unnest(ARRAY['fed_a', 'fed_b', 'fed_d']) n")
+hist=$(q -c "SELECT string_agg(epoch::text, ',' ORDER BY epoch) FROM cxr.training_history WHERE model_id = cxr.cxr_model_id('fed_d')")
+echo "# digests: $d"
+[ "$(tr ' ' '\n' <<< "$d" | sort -u | grep -c .)" = 1 ] && [ "$hist" = "1,2" ]
+ok $? "the same seed gives the same model, and 1 round resumed by 1 gives the 2-round model (history $hist)"
+# cancelled (statement_timeout), and a site lost mid-round: nothing stored anywhere, the ERROR
+# names the site
+t0=$(date +%s%N)
+err=$(q -c "SET statement_timeout = '3s'" -c "SELECT count(*) FROM cxr.cxr_train_federated('fed_x', ARRAY['site1', 'site2', 'site3'],
+                     'SELECT image, label FROM xrays', rounds => 50, batch_size => 4)" 2>&1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "# $err" | head -2
+sleep 1
+busy=$(for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%cxr_train(%' AND pid <> pg_backend_pid()"; done | paste -sd+)
+grep -q "canceling statement due to statement timeout" <<< "$err" && [ "$ms" -lt 5000 ] &&
+    [ "$(q -c "SELECT count(*) FROM cxr.models WHERE name = 'fed_x'")" = 0 ] && [ "$(site_rows)" = "$before" ] &&
+    [ "$(( busy ))" = 0 ]
+ok $? "statement_timeout stops federated training in ${ms} ms (3 s timeout); nothing is stored, no site is still training ($busy)"
+q -c "SET client_min_messages = warning" -c "SELECT count(*) FROM cxr.cxr_train_federated('fed_y', ARRAY['site1', 'site2', 'site3'],
+      'SELECT image, label FROM xrays', rounds => 50, batch_size => 4)" > "$sites_dir/killed.out" 2>&1 &
+query=$!
+sleep 4
+stop_site 1
+wait $query
+sed 's/^/# /' "$sites_dir/killed.out" | head -3
+start_site 1
+grep -q 'cxr_train_federated: site "site1"' "$sites_dir/killed.out" &&
+    [ "$(q -c "SELECT count(*) FROM cxr.models WHERE name = 'fed_y'")" = 0 ] && [ "$(site_rows)" = "$before" ]
+ok $? "a site lost mid-round: an ERROR naming it, and nothing stored anywhere"
 
 # ---- failures
 stop_site 3
