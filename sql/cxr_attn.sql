@@ -687,7 +687,7 @@ DECLARE
     global bytea;
     first_round int := 1;
     tmp text := format('cxr_federated_%s', pg_backend_pid());
-    w bytea[];
+    sum_w bytea;
     cnt float8[];
     loss float8[];
     acc float8[];
@@ -744,7 +744,7 @@ BEGIN
         END LOOP;
         FOR r IN first_round .. first_round + rounds - 1 LOOP
             t0 := clock_timestamp();
-            w := '{}'; cnt := '{}'; loss := '{}'; acc := '{}';
+            sum_w := NULL; cnt := '{}'; loss := '{}'; acc := '{}';
             FOR i IN 1 .. array_length(conns, 1) LOOP
                 cur := servers[i];
                 EXECUTE format('SELECT %I.dblink_exec($1, $2)', dbl) USING conns[i], 'BEGIN';
@@ -779,12 +779,15 @@ BEGIN
                 EXECUTE format('SELECT %I.dblink_exec($1, $2)', dbl) USING conns[i], 'ROLLBACK';
                 RAISE NOTICE 'cxr_train_federated: round % of %, site "%": % images, train loss %, accuracy %',
                     r, first_round + rounds - 1, cur, rn, round(rl::numeric, 4), round(ra::numeric, 4);
-                w := w || rw; cnt := cnt || rn::float8; loss := loss || rl; acc := acc || ra;
+                -- a running weighted mean: at most two models in memory, whatever the sites
+                sum_w := CASE WHEN sum_w IS NULL THEN rw ELSE @extschema@.cxr_model_average(
+                             ARRAY[sum_w, rw], ARRAY[(SELECT sum(n) FROM unnest(cnt) n), rn::float8]) END;
+                cnt := cnt || rn::float8; loss := loss || rl; acc := acc || ra;
                 out_rows := out_rows || jsonb_build_object('round', r, 'site', cur, 'images', rn,
                                                            'train_loss', rl, 'train_accuracy', ra);
             END LOOP;
             cur := NULL;
-            global := @extschema@.cxr_model_average(w, cnt);
+            global := sum_w;
             SELECT sum(l * n) / sum(n), sum(a * n) / sum(n) INTO rl, ra FROM unnest(loss, acc, cnt) u(l, a, n);
             hist := hist || jsonb_build_object('epoch', r, 'train_loss', rl, 'train_accuracy', ra,
                                                'seconds', extract(epoch FROM clock_timestamp() - t0));
