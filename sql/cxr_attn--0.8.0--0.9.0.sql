@@ -183,6 +183,7 @@ DECLARE
     all_labels boolean[] := '{}';
     all_probs float8[] := '{}';
     e @extschema@.evaluation;
+    busy int;
     msg text;
     st text;
 BEGIN
@@ -212,6 +213,14 @@ BEGIN
         END LOOP;
         FOR i IN 1 .. coalesce(array_length(conns, 1), 0) LOOP
             cur := servers[i];
+            -- wait where a cancel can reach us (dblink's own wait cannot be interrupted)
+            WHILE busy <> 0 OR busy IS NULL LOOP
+                EXECUTE format('SELECT %I.dblink_is_busy($1)', dbl) INTO busy USING conns[i];
+                IF busy <> 0 THEN
+                    PERFORM pg_sleep(0.05);
+                END IF;
+            END LOOP;
+            busy := NULL;
             EXECUTE format('SELECT array_agg(t.label), array_agg(t.p) FROM %I.dblink_get_result($1) AS t(label boolean, p float8)', dbl)
                 INTO labels, probs USING conns[i];
             e := (SELECT @extschema@.cxr_metrics(u.l, u.p) FROM unnest(labels, probs) u(l, p));
@@ -229,7 +238,11 @@ BEGIN
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
         FOR i IN 1 .. coalesce(array_length(conns, 1), 0) LOOP
-            BEGIN -- closing a connection rolls its site's open transaction back
+            BEGIN -- stop the site's work, then close the connection
+                EXECUTE format('SELECT %I.dblink_cancel_query($1)', dbl) USING conns[i];
+            EXCEPTION WHEN OTHERS THEN NULL;
+            END;
+            BEGIN
                 EXECUTE format('SELECT %I.dblink_disconnect($1)', dbl) USING conns[i];
             EXCEPTION WHEN OTHERS THEN NULL;
             END;

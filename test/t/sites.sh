@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
 need_shared_xrays
-echo "1..20"
+echo "1..21"
 source scripts/sites.inc
 
 # ---- the coordinator: every image once in a local table (the one-server reference), each
@@ -86,6 +86,14 @@ sites=$(q -c "SELECT coalesce(site, 'pooled'), n, accuracy, sensitivity, specifi
               FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'], 'SELECT image, label FROM xrays') ORDER BY 1")
 [ -n "$sites" ] && [ "$sites" = "$fed" ]
 ok $? "cxr_evaluate_sites, started on every site through dblink, gives the same figures"
+t0=$(date +%s%N)
+err=$(q -c "SET statement_timeout = '1s'" -c "SELECT count(*) FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
+                                                   'SELECT image, label FROM xrays, generate_series(1, 20)')" 2>&1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+sleep 1
+busy=$(for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%covid_predict(q.image%' AND pid <> pg_backend_pid()"; done | paste -sd+)
+grep -q "canceling statement due to statement timeout" <<< "$err" && [ "$ms" -lt 2000 ] && [ "$(( busy ))" = 0 ]
+ok $? "statement_timeout stops cxr_evaluate_sites in ${ms} ms (1 s timeout), and every site stops scoring ($busy)"
 fplan=$(q -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT site, cxr.cxr_metrics(label, probability) FROM all_scores WHERE model = $net GROUP BY ROLLUP (site)")
 [ "$(grep -Ec 'Remote SQL: SELECT site, label, probability FROM site[123].xray_scores WHERE \(\(model = \$1::bytea\)\)' <<< "$fplan")" = 3 ]
 ok $? "the federated evaluation's plan scores on the sites"
