@@ -12,7 +12,8 @@ OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 # and the upgrade path tested)
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql \
        sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql \
-       sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql sql/$(EXTENSION)--0.8.0.sql
+       sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql sql/$(EXTENSION)--0.8.0.sql \
+       sql/$(EXTENSION)--0.9.0.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # The shipped default model, when there is one (see weights/MODEL_CARD.md).
 DATA += $(wildcard weights/cxr_attn_default.safetensors)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Past one server, measured (issue 14): rows/s scoring real X-rays across 1, 2 and 3 sites (each
 # site a PostgreSQL server of its own on this machine, holding the same number of images),
-# beside the same rows scored by one backend of one server; each site backend's CPU use; and
+# beside the same rows scored by one backend of one server and through cxr_score_sites (dblink); each site backend's CPU use; and
 # one round of federated training (seconds, and the bytes of weights that cross the network).
 # Usage: bench/sites_bench.sh [IMAGES_PER_SITE (60)]   Starts its own servers (scripts/pg_throwaway.sh).
 set -euo pipefail
@@ -42,7 +42,7 @@ echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(q -c 'SELE
 echo "images per site: $(q -c "SELECT string_agg(n::text, '/' ORDER BY site) FROM (SELECT site, count(*) n FROM pooled GROUP BY site) s")"
 # warm: every site backend loads the model once
 q -c "SELECT count(probability) FROM all_scores WHERE model = $net" >/dev/null
-printf "%-6s %6s %10s %12s %14s  %s\n" sites rows seconds "rows/s" "one server" "CPU per site (share of the query's wall time)"
+printf "%-6s %6s %10s %12s %14s %14s  %s\n" sites rows seconds "rows/s" "one server" "dblink rows/s" "CPU per site (share of the query's wall time)"
 for k in 1 2 3; do
     list=$(seq -s, -f "'site%g'" 1 $k)
     rows=$(q -c "SELECT count(*) FROM pooled WHERE site IN ($list)")
@@ -53,11 +53,15 @@ for k in 1 2 3; do
     one0=$(now)
     q -c "SELECT count(cxr.covid_predict(image, $net)) FROM pooled WHERE site IN ($list)" >/dev/null
     one1=$(now)
+    # the same rows scored through cxr_score_sites (dblink, a cursor per site)
+    d0=$(now)
+    q -c "SET client_min_messages = warning" -c "SELECT count(probability) FROM cxr.cxr_score_sites('net', ARRAY[$list], 'SELECT file, image FROM xrays')" >/dev/null
+    d1=$(now)
     wall=$(echo "$t1 - $t0" | bc -l)
     cpu=""
     for i in 0 1 2; do cpu+=$(printf "%.0f%% " "$(echo "100 * (${c1[$i]} - ${c0[$i]}) / $tick / $wall" | bc -l)"); done
-    printf "%-6s %6s %10.2f %12.1f %14.1f  %s\n" "$k" "$got" "$wall" "$(echo "$got / $wall" | bc -l)" \
-        "$(echo "$rows / ($one1 - $one0)" | bc -l)" "$cpu"
+    printf "%-6s %6s %10.2f %12.1f %14.1f %14.1f  %s\n" "$k" "$got" "$wall" "$(echo "$got / $wall" | bc -l)" \
+        "$(echo "$rows / ($one1 - $one0)" | bc -l)" "$(echo "$rows / ($d1 - $d0)" | bc -l)" "$cpu"
 done
 
 size=$(stat -c %s weights/cxr_attn_default.safetensors)

@@ -664,6 +664,130 @@ END $fn$;
 COMMENT ON FUNCTION cxr_evaluate_sites(text, text[], text) IS
     'cxr_evaluate on every listed site at once (foreign servers, through dblink), each site scoring its own (image, label) rows: a row per site and a pooled row (site NULL); only labels and probabilities leave the sites';
 
+-- Scoring started on each site (0.10.0): every site runs the query (rows of key, image) and
+-- scores its rows with the model's digest, all sites at once, in chunks of fetch_size rows
+-- through a cursor (what the coordinator holds is bounded by a chunk per site); only keys and
+-- probabilities come back. Unlike a scan of foreign partitions, a site lost at any point, even
+-- after its last row, is an ERROR naming it; the query is chosen by the caller.
+CREATE FUNCTION cxr_score_sites(model text, servers text[], query text, fetch_size int DEFAULT 100,
+                                OUT site text, OUT key text, OUT probability float8)
+    RETURNS SETOF record LANGUAGE plpgsql VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    dbl text;
+    d bytea;
+    conns text[] := '{}';
+    live boolean[] := '{}';
+    scored bigint[] := '{}';
+    c text;
+    cur text;
+    keys text[];
+    probs float8[];
+    busy int;
+    left_sites int;
+    reported timestamptz := clock_timestamp();
+    msg text;
+    st text;
+BEGIN
+    IF fetch_size < 1 OR fetch_size > 100000 THEN
+        RAISE EXCEPTION 'fetch_size must be between 1 and 100000 rows' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT ns.nspname INTO dbl FROM pg_extension x JOIN pg_namespace ns ON ns.oid = x.extnamespace
+    WHERE x.extname = 'dblink';
+    IF dbl IS NULL THEN
+        RAISE EXCEPTION 'work on several sites needs the dblink extension'
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'CREATE EXTENSION dblink;';
+    END IF;
+    -- sites are foreign servers; dblink reaches them by name through their user mappings
+    FOR i IN 1 .. coalesce(array_length(servers, 1), 0) LOOP
+        IF servers[i] IS NULL OR NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = servers[i]) THEN
+            RAISE EXCEPTION 'foreign server "%" does not exist', servers[i]
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'Sites are foreign servers (CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw) with user mappings.';
+        END IF;
+    END LOOP;
+    d := @extschema@.cxr_model_digest(model); -- the caller's right to the model, before any work
+    IF d IS NULL THEN
+        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+    END IF;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(servers, 1), 0) LOOP
+            cur := servers[i];
+            c := format('cxr_score_%s_%s', pg_backend_pid(), i);
+            EXECUTE format('SELECT %I.dblink_connect($1, $2)', dbl) USING c, cur;
+            conns := conns || c;
+            live := live || true;
+            scored := scored || 0::bigint;
+            EXECUTE format('SELECT %I.dblink_exec($1, $2)', dbl) USING c, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+            EXECUTE format('SELECT %I.dblink_exec($1, $2)', dbl) USING c,
+                format('DECLARE cxr_scores NO SCROLL CURSOR FOR SELECT q.key::text, cxr.covid_predict(q.image, %L::bytea) '
+                       'FROM (%s) q(key, image)', d, query);
+            EXECUTE format('SELECT %I.dblink_send_query($1, $2)', dbl) USING c, format('FETCH %s FROM cxr_scores', fetch_size);
+        END LOOP;
+        left_sites := coalesce(array_length(conns, 1), 0);
+        WHILE left_sites > 0 LOOP
+            FOR i IN 1 .. array_length(conns, 1) LOOP
+                CONTINUE WHEN NOT live[i];
+                cur := servers[i];
+                -- wait where a cancel can reach us (dblink's own wait cannot be interrupted)
+                LOOP
+                    EXECUTE format('SELECT %I.dblink_is_busy($1)', dbl) INTO busy USING conns[i];
+                    EXIT WHEN busy = 0;
+                    PERFORM pg_sleep(0.02);
+                END LOOP;
+                EXECUTE format('SELECT array_agg(t.k), array_agg(t.p) FROM %I.dblink_get_result($1) AS t(k text, p float8)', dbl)
+                    INTO keys, probs USING conns[i];
+                -- the empty result that ends an asynchronous query frees the connection
+                EXECUTE format('SELECT count(*) FROM %I.dblink_get_result($1) AS t(k text, p float8)', dbl) USING conns[i];
+                IF coalesce(array_length(keys, 1), 0) = fetch_size THEN
+                    -- the site works on its next chunk while this one is returned
+                    EXECUTE format('SELECT %I.dblink_send_query($1, $2)', dbl) USING conns[i], format('FETCH %s FROM cxr_scores', fetch_size);
+                ELSE
+                    EXECUTE format('SELECT %I.dblink_exec($1, $2)', dbl) USING conns[i], 'ROLLBACK';
+                    EXECUTE format('SELECT %I.dblink_disconnect($1)', dbl) USING conns[i];
+                    live[i] := false;
+                    left_sites := left_sites - 1;
+                END IF;
+                scored[i] := scored[i] + coalesce(array_length(keys, 1), 0);
+                RETURN QUERY SELECT cur, u.k, u.p FROM unnest(keys, probs) u(k, p);
+                IF NOT live[i] OR clock_timestamp() - reported > interval '10 seconds' THEN
+                    RAISE NOTICE 'cxr_score_sites: % rows scored (%)%', (SELECT sum(s) FROM unnest(scored) s),
+                        (SELECT string_agg(format('%s %s%s', servers[j], scored[j], CASE WHEN live[j] THEN '' ELSE ' done' END), ', ')
+                         FROM generate_subscripts(conns, 1) j),
+                        CASE WHEN left_sites = 0 THEN ', all sites done' ELSE '' END;
+                    reported := clock_timestamp();
+                END IF;
+            END LOOP;
+        END LOOP;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
+        FOR i IN 1 .. coalesce(array_length(conns, 1), 0) LOOP
+            CONTINUE WHEN NOT live[i];
+            BEGIN -- stop the site's work, then close: its open transaction rolls back
+                EXECUTE format('SELECT %I.dblink_cancel_query($1)', dbl) USING conns[i];
+            EXCEPTION WHEN OTHERS THEN NULL;
+            END;
+            BEGIN
+                EXECUTE format('SELECT %I.dblink_disconnect($1)', dbl) USING conns[i];
+            EXCEPTION WHEN OTHERS THEN NULL;
+            END;
+        END LOOP;
+        IF st = '57014' THEN
+            RAISE;
+        END IF;
+        RAISE EXCEPTION 'cxr_score_sites: site "%": %', cur, msg USING ERRCODE = st;
+    END;
+END $fn$;
+COMMENT ON FUNCTION cxr_score_sites(text, text[], text, int) IS
+    'scores on every listed site at once (foreign servers, through dblink) the (key, image) rows of query, with the model''s digest: rows of (site, key, probability); images stay at the sites, and a site lost mid-query is an ERROR naming it';
+
+-- Whether the caller may store a model under a name: what the registry's row security decides
+-- when it is stored, asked before long work such as cxr_train_federated starts.
+CREATE FUNCTION cxr_model_name_writable(name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'cxr_model_name_writable' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION cxr_model_name_writable(text) IS
+    'true when the current role may store a model under the name (it is new, or belongs only to roles the current role is a member of)';
+
 -- The federated average of models of one architecture, weighted by sample counts (each
 -- parameter, BatchNorm statistics included): what a round of cxr_train_federated stores.
 CREATE FUNCTION cxr_model_average(weights bytea[], sample_counts float8[]) RETURNS bytea
@@ -745,8 +869,17 @@ BEGIN
             FROM @extschema@.training_history h WHERE h.model_id = @extschema@.cxr_model_id(init_model);
         END IF;
     END IF;
-    IF NOT has_table_privilege('@extschema@.models', 'INSERT') THEN
-        RAISE EXCEPTION 'permission denied to store a model' USING ERRCODE = 'insufficient_privilege';
+    IF NOT has_table_privilege('@extschema@.models', 'INSERT')
+       OR NOT has_table_privilege('@extschema@.training_history', 'INSERT')
+       OR (deploy AND NOT has_table_privilege('@extschema@.deployments', 'INSERT')) THEN
+        RAISE EXCEPTION 'permission denied to store a model'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'cxr_train_federated stores a model row and its history (and a deployment unless deploy => false).';
+    END IF;
+    IF NOT @extschema@.cxr_model_name_writable(name) THEN
+        RAISE EXCEPTION 'model name "%" belongs to another role', name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A name belongs to the roles that own its models and the roles that deployed it; choose another name.';
     END IF;
     BEGIN
         FOR i IN 1 .. array_length(servers, 1) LOOP

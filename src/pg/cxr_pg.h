@@ -13,7 +13,7 @@
 #include "cxr_model.h"
 
 /* The SQL script version this library was built with (training needs it current). */
-#define CXR_SQL_VERSION "0.9.0"
+#define CXR_SQL_VERSION "0.10.0"
 
 /* GUCs */
 extern int cxr_max_image_pixels;

@@ -1,5 +1,5 @@
 /* The registry's writers: validation of every stored model (a trigger), import, deploy, drop,
- * export by id, and the write-right check they share.
+ * export by id, and the write-right check they share (also callable: cxr_model_name_writable).
  *
  * They are C so that they reach the extension's internal helpers (schema cxr_internal, on which
  * no user has USAGE) by oid rather than by name: a name lookup would run with the caller's
@@ -191,6 +191,15 @@ cxr_model_drop(PG_FUNCTION_ARGS)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("model \"%s\" does not exist", name)));
     PG_RETURN_INT64((int64)n);
+}
+
+/* Whether the caller may store a model under a name (what the registry's row security will
+ * decide), so that long work such as federated training can ask before it starts. */
+PG_FUNCTION_INFO_V1(cxr_model_name_writable);
+Datum
+cxr_model_name_writable(PG_FUNCTION_ARGS)
+{
+    PG_RETURN_BOOL(cxr_pg_name_writable(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
 PG_FUNCTION_INFO_V1(cxr_model_export_by_id);

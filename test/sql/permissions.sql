@@ -13,6 +13,8 @@ SELECT cxr.cxr_model_import('alice_model', decode(:'model_b64', 'base64')) > 0 A
 RESET ROLE;
 
 SET ROLE cxr_bob;
+-- bob can ask before long work: alice's name is not his to write, a new name is
+SELECT cxr.cxr_model_name_writable('alice_model') AS alice_name, cxr.cxr_model_name_writable('bob_new') AS new_name;
 -- bob cannot replace, repoint or drop alice's model ...
 SELECT cxr.cxr_model_import('alice_model', decode(:'model_b64', 'base64'));
 SELECT cxr.cxr_model_deploy('alice_model', (SELECT min(id) FROM cxr.models));

@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
 need_shared_xrays
-echo "1..21"
+echo "1..24"
 source scripts/sites.inc
 
 # ---- the coordinator: every image once in a local table (the one-server reference), each
@@ -68,6 +68,12 @@ ok $? "EXPLAIN VERBOSE: each site computes the scores; only file names and score
 [ "$(grep -c 'Async Foreign Scan' <<< "$plan")" = 3 ]
 ok $? "the three sites are scanned concurrently (async append)"
 
+scored=$(q -c "SET client_min_messages = warning" -c "CREATE TABLE by_dblink AS SELECT site, key AS file, probability AS p
+              FROM cxr.cxr_score_sites('net', ARRAY['site1', 'site2', 'site3'], 'SELECT file, image FROM xrays', fetch_size => 7)" \
+         -c "SELECT count(*) || ':' || count(*) FILTER (WHERE o.p IS NOT DISTINCT FROM b.p AND b.site = x.site)
+             FROM one_server o FULL JOIN by_dblink b USING (file) LEFT JOIN pooled x USING (file)")
+ok $([ "$scored" = "$n:$n" ]; echo $?) "cxr_score_sites (each site scores its rows, in chunks of 7) equals one server bit for bit, each row from its site ($scored)"
+
 privs=$(site_q 1 -c "SET ROLE cxr_site" -c "SELECT has_table_privilege('cxr.training_states', 'SELECT'),
                                                    has_table_privilege('cxr.models', 'UPDATE'),
                                                    rolsuper FROM pg_roles WHERE rolname = 'cxr_site'" | paste -sd,)
@@ -102,7 +108,8 @@ out=$(q <<< "${readme_blocks[1]}" 2>&1)
 rc=$?
 echo "$out" | grep -v '^images/' | sed 's/^/# readme: /'
 [ ${#readme_blocks[@]} = 2 ] && [ "$rc" = 0 ] && [ "$(grep -c '^images/' <<< "$out")" = "$n" ] &&
-    grep -q '^all sites|90|' <<< "$out" && grep -q '^2|average|' <<< "$out"
+    grep -q '^all sites|90|' <<< "$out" && grep -q '^2|average|' <<< "$out" &&
+    [ "$(grep -Ec '^site[123]\|[0-9]+\|[0-9]+$' <<< "$out")" = 3 ]
 ok $? "the README's blocks for many sites run as written (${#readme_blocks[@]} blocks)"
 
 # ---- federated training: the sites keep nothing, the run is reproducible and resumable
@@ -142,6 +149,16 @@ grep -q "canceling statement due to statement timeout" <<< "$err" && [ "$ms" -lt
     [ "$(q -c "SELECT count(*) FROM cxr.models WHERE name = 'fed_x'")" = 0 ] && [ "$(site_rows)" = "$before" ] &&
     [ "$(( busy ))" = 0 ]
 ok $? "statement_timeout stops federated training in ${ms} ms (3 s timeout); nothing is stored, no site is still training ($busy)"
+# rights are checked before any site works: a name that belongs to another role is refused
+# before the site that is down (site9) is reached
+q -c "DO \$\$ BEGIN CREATE ROLE cxr_coord_user; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" -c "GRANT USAGE ON SCHEMA cxr TO cxr_coord_user" \
+  -c "GRANT SELECT, INSERT ON cxr.models, cxr.deployments, cxr.training_history TO cxr_coord_user"
+err=$(q -c "SET ROLE cxr_coord_user" -c "SELECT count(*) FROM cxr.cxr_train_federated('net', ARRAY['site1', 'site9'],
+            'SELECT image, label FROM xrays', rounds => 1)" 2>&1)
+mine=$(q -c "SET ROLE cxr_coord_user" -c "SELECT cxr.cxr_model_name_writable('net'), cxr.cxr_model_name_writable('mine')" )
+echo "# $err" | head -2
+grep -q 'ERROR:  model name "net" belongs to another role' <<< "$err" && [ "$mine" = "f|t" ]
+ok $? "cxr_train_federated refuses a name that belongs to another role before any site is reached ($mine)"
 q -c "SET client_min_messages = warning" -c "SELECT count(*) FROM cxr.cxr_train_federated('fed_y', ARRAY['site1', 'site2', 'site3'],
       'SELECT image, label FROM xrays', rounds => 50, batch_size => 4)" > "$sites_dir/killed.out" 2>&1 &
 query=$!
@@ -176,17 +193,23 @@ rc=$?
 grep -v '^[a-z0-9/_.-]*|' "$sites_dir/killed.out" | sed 's/^/# /'
 ok $([ "$rc" != 0 ] && grep -q '^ERROR' "$sites_dir/killed.out"; echo $?) "a site killed mid-scan ends the postgres_fdw query with an ERROR"
 start_site 2
-q -c "SELECT * FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
-                                           'SELECT image, label FROM xrays, generate_series(1, 4)')" > "$sites_dir/killed.out" 2>&1 &
-query=$!
-sleep 2
-stop_site 2
-wait $query
-rc=$?
-sed 's/^/# /' "$sites_dir/killed.out"
-ok $([ "$rc" != 0 ] && grep -q 'ERROR:  cxr_evaluate_sites: site "site2"' "$sites_dir/killed.out"; echo $?) \
-    "a site killed mid-query gives cxr_evaluate_sites an ERROR that names it"
-start_site 2
+# the dblink functions: site2 killed 2 s into the query, the ERROR names it
+killed_mid_query() {  # FUNCTION QUERY
+    q -c "SET client_min_messages = warning" -c "SELECT count(*) FROM $2" > "$sites_dir/killed.out" 2>&1 &
+    local query=$!
+    sleep 2
+    stop_site 2
+    wait $query
+    local rc=$?
+    sed 's/^/# /' "$sites_dir/killed.out"
+    [ "$rc" != 0 ] && grep -q "ERROR:  $1: site \"site2\"" "$sites_dir/killed.out"
+    ok $? "a site killed mid-query gives $1 an ERROR that names it"
+    start_site 2
+}
+killed_mid_query cxr_evaluate_sites "cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
+                                     'SELECT image, label FROM xrays, generate_series(1, 4)')"
+killed_mid_query cxr_score_sites "cxr.cxr_score_sites('net', ARRAY['site1', 'site2', 'site3'],
+                                  'SELECT file, image FROM xrays, generate_series(1, 4)', fetch_size => 5)"
 # and the coordinator goes on once the site is back
 q -c "SELECT count(*) FROM across" >/dev/null
 ok $([ "$(q -c "SELECT count(probability) FROM all_scores WHERE model = $net")" = "$n" ]; echo $?) \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The upgrade paths: a database created at 0.8.0 (the previous release), 0.7.0, 0.6.0, 0.5.0, 0.4.0, 0.3.0, 0.2.0 or 0.1.0 keeps its
+# The upgrade paths: a database created at 0.9.0 (the previous release), 0.8.0, 0.7.0, 0.6.0, 0.5.0, 0.4.0, 0.3.0, 0.2.0 or 0.1.0 keeps its
 # models through ALTER EXTENSION UPDATE, ends up with exactly the objects of a fresh install of
 # the current version, and roles that could train before can train (and resume) after.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/tap.inc
-echo "1..71"
+echo "1..80"
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" cxr_attn.control)
 new=cxr_up_new
 psql -X -q -c "DROP DATABASE IF EXISTS $new" -c "CREATE DATABASE $new"
@@ -58,7 +58,7 @@ PGDATABASE=$new q -c "CREATE EXTENSION cxr_attn" \
   -c "GRANT SELECT, INSERT ON cxr.training_history, cxr.training_states TO cxr_up_modeler"
 describe $new > "$tmp/new.txt"
 
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do
     old=cxr_up_${from//./_}
     export PGDATABASE=$old
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old"
