@@ -51,6 +51,39 @@ cxr_batchnorm_forward_train_channels(const cxr_bn_config *cfg, const float *x, i
 }
 
 void
+cxr_batchnorm_affine(const cxr_bn_config *cfg, int c, const float *gamma, const float *beta,
+                     const float *running_mean, const float *running_var, float *scale,
+                     float *shift)
+{
+    for (int ci = 0; ci < c; ci++) {
+        float invstd = 1.0f / sqrtf(running_var[ci] + cfg->eps);
+        scale[ci] = gamma[ci] * invstd;
+        shift[ci] = beta[ci] - running_mean[ci] * scale[ci];
+    }
+}
+
+void
+cxr_channel_epilogue(float *y, int c, int hw, const float *scale, const float *shift, int relu)
+{
+    for (int ci = 0; ci < c; ci++) {
+        float *q = y + (size_t)ci * hw;
+        if (scale) {
+            float k = scale[ci], t = shift[ci];
+            if (relu)
+                for (int i = 0; i < hw; i++) {
+                    float v = q[i] * k + t;
+                    q[i] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int i = 0; i < hw; i++)
+                    q[i] = q[i] * k + t;
+        } else if (relu)
+            for (int i = 0; i < hw; i++)
+                q[i] = q[i] > 0.0f ? q[i] : 0.0f;
+    }
+}
+
+void
 cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n, int c, int hw,
                             const float *gamma, const float *beta, const float *running_mean,
                             const float *running_var, float *y)

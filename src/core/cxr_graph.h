@@ -42,6 +42,13 @@ typedef struct {
     int alias;      /* output and gradient are its first input's buffers (in-place relu, flatten) */
     int folded;     /* conv reading the gray input once for all its identical channels */
     long wino;      /* conv in inference: offset of its Winograd weights in m->wino, or -1 */
+    /* prepared models, inference only (cxr_model_prepare_inference): a BatchNorm that only
+     * follows a conv is that conv's per-channel affine epilogue, and a ReLU that follows a conv
+     * or an add in place is their epilogue too */
+    int fold_to;     /* conv: the BatchNorm whose output buffer it writes, or -1 */
+    long fold_st;    /* conv: offset of that BatchNorm's scale and shift in m->bn_fold, or -1 */
+    int infer_relu;  /* conv, add: applies the ReLU that follows */
+    int infer_skip;  /* batchnorm, relu: its work is done by the node before it */
     int needs_grad; /* training: the gradient of this node's output is wanted */
     int trainable;  /* training: this node's parameters are updated */
 } cxr_node;
@@ -149,6 +156,12 @@ int cxr_graph_backward(cxr_model *m, cxr_acts *a, float *grad, float *folded_gra
 const float *cxr_graph_output(const cxr_model *m, const cxr_acts *a);
 /* Sums the first conv's weights over the identical gray channels (before each forward). */
 void cxr_graph_fold(cxr_model *m);
+/* Prepared models, inference only: folds BatchNorms and in-place ReLUs into the conv or add
+ * before them (scales and shifts into buf; apply 0: counts only); returns buf's floats. */
+size_t cxr_graph_fuse_inference(cxr_model *m, float *buf, int apply);
+void cxr_graph_unfuse(cxr_graph *g);
+/* Whether node i is a BatchNorm a prepared model may fold into the conv before it. */
+int cxr_graph_bn_foldable(const cxr_graph *g, int i);
 
 /* Polled once per image in every heavy op: between two polls at most one image runs through one
  * node, so a cancel is seen within milliseconds. */

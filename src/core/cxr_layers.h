@@ -68,6 +68,14 @@ void cxr_batchnorm_forward_train(const cxr_bn_config *cfg, const float *x, int n
                                  const float *gamma, const float *beta, float *running_mean,
                                  float *running_var, float *y, float *save_mean,
                                  float *save_invstd);
+/* In place over one image's c x hw map: y = y * scale + shift per channel (the arithmetic of
+ * cxr_batchnorm_forward_infer; scale NULL: none), then ReLU when relu. */
+void cxr_channel_epilogue(float *y, int c, int hw, const float *scale, const float *shift,
+                          int relu);
+/* scale and shift of an inference BatchNorm, per channel */
+void cxr_batchnorm_affine(const cxr_bn_config *cfg, int c, const float *gamma, const float *beta,
+                          const float *running_mean, const float *running_var, float *scale,
+                          float *shift);
 void cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n, int c, int hw,
                                  const float *gamma, const float *beta, const float *running_mean,
                                  const float *running_var, float *y);

@@ -63,6 +63,7 @@ struct cxr_model {
     float *folded;   /* the first conv summed over identical gray channels (NULL if not folded) */
     cxr_acts *infer; /* one image's workspace, allocated once */
     float *wino;     /* Winograd weights of the convolutions that use them (prepared models) */
+    float *bn_fold;  /* scale and shift of the BatchNorms folded into convs (prepared models) */
 };
 
 /* A fresh model with Xavier-uniform weights (zero biases, BN identity). */

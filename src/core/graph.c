@@ -28,6 +28,8 @@ new_node(cxr_graph *g, const char *name, cxr_op op, const int *in, int n_in)
     nd->op = op;
     nd->t_weight = nd->t_bias = nd->t_mean = nd->t_var = -1;
     nd->wino = -1;
+    nd->fold_to = -1;
+    nd->fold_st = -1;
     char auto_name[32];
     if (!name) {
         snprintf(auto_name, sizeof auto_name, "%s%d", cxr_ops[op].name, g->n);
@@ -324,6 +326,16 @@ place(span *s, int n)
     return total;
 }
 
+/* A BatchNorm that only follows a conv may be folded into it (prepared models): the conv then
+ * writes the BatchNorm's buffer, so in inference that buffer is live from the conv on. */
+int
+cxr_graph_bn_foldable(const cxr_graph *g, int i)
+{
+    const cxr_node *nd = &g->nodes[i];
+    return nd->op == CXR_OP_BATCHNORM && g->nodes[nd->in[0]].op == CXR_OP_CONV &&
+           g->nodes[nd->in[0]].consumers == 1;
+}
+
 static int
 root(const cxr_graph *g, int i)
 {
@@ -380,7 +392,8 @@ layout(const cxr_model *m, cxr_acts *a)
     for (int i = 0; i < N; i++) {
         const cxr_node *nd = &g->nodes[i];
         if (!nd->alias)
-            s[ns++] = (span){rounded(n * cxr_node_floats(nd)), 0, tr ? 0 : i,
+            s[ns++] = (span){rounded(n * cxr_node_floats(nd)), 0,
+                             tr ? 0 : cxr_graph_bn_foldable(g, i) ? nd->in[0] : i,
                              tr ? 2 * N : last[i], &a->out[i]};
         size_t aux = cxr_ops[nd->op].aux_floats ? cxr_ops[nd->op].aux_floats(g, nd, tr) : 0;
         /* attention weights outlive the forward pass: they are the maps a caller reads */

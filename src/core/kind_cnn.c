@@ -66,6 +66,7 @@ static void
 cnn_release(cxr_model *m)
 {
     free(m->wino);
+    free(m->bn_fold);
     cxr_acts_free(m->infer);
     cxr_graph_free(m->graph);
     free(m->folded);
@@ -147,6 +148,9 @@ cnn_unprepare(cxr_model *m)
 {
     free(m->wino);
     m->wino = NULL;
+    free(m->bn_fold);
+    m->bn_fold = NULL;
+    cxr_graph_unfuse(m->graph);
     for (int i = 0; i < m->graph->n; i++)
         m->graph->nodes[i].wino = -1;
 }
@@ -154,13 +158,18 @@ cnn_unprepare(cxr_model *m)
 static size_t
 cnn_prepared_bytes(const cxr_model *m)
 {
-    return sizeof(float) * winograd_layout((cxr_model *)m, 0);
+    return sizeof(float) * (winograd_layout((cxr_model *)m, 0) +
+                            cxr_graph_fuse_inference((cxr_model *)m, NULL, 0));
 }
 
 static int
 cnn_prepare(cxr_model *m)
 {
     cnn_unprepare(m);
+    size_t folds = cxr_graph_fuse_inference(m, NULL, 0);
+    if (folds && !(m->bn_fold = malloc(sizeof(float) * folds)))
+        return -1;
+    cxr_graph_fuse_inference(m, m->bn_fold, 1);
     size_t total = winograd_layout(m, 0);
     if (!total)
         return 0;

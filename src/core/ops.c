@@ -294,16 +294,23 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
         return run_lanes(a, conv_forward_lane, &j);
     }
     const float *u = !a->training && m->wino && nd->wino >= 0 ? m->wino + nd->wino : NULL;
+    /* a prepared model's folded BatchNorm and ReLU: the conv writes the BatchNorm's buffer */
+    int fold = !a->training && nd->fold_to >= 0, relu = !a->training && nd->infer_relu;
+    const float *scale = fold ? m->bn_fold + nd->fold_st : NULL;
+    float *out = a->out[fold ? nd->fold_to : nd - m->graph->nodes];
     for (int b = 0; b < a->n; b++) {
         CXR_STOP_IF_INTERRUPTED();
         const float *xin = a->out[nd->in[0]] + b * in_f;
-        float *y = a->out[nd - m->graph->nodes] + b * out_f;
+        float *y = out + b * out_f;
         if (u)
             cxr_winograd_forward(&s, xin, x->h, x->w, u, cxr_param(m, nd->t_bias), y, a->col);
         else if (!a->training && cxr_conv_gray_applies(&s, x->h, x->w))
             cxr_conv_gray_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);
         else
             cxr_conv_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);
+        if (fold || relu)
+            cxr_channel_epilogue(y, nd->c, nd->h * nd->w, scale, fold ? scale + nd->c : NULL,
+                                 relu);
     }
     return 0;
 }
@@ -422,6 +429,8 @@ bn_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     (void)seed;
     int self = (int)(nd - m->graph->nodes), hw = nd->h * nd->w;
     const float *x = a->out[nd->in[0]];
+    if (!a->training && nd->infer_skip)
+        return 0; /* folded into the conv before it */
     /* a frozen BatchNorm keeps its running statistics: it computes as in inference */
     if (a->training && nd->trainable) {
         bn_job j = {m, nd, a, 0, NULL, NULL};
@@ -468,6 +477,8 @@ relu_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
 {
     (void)seed;
     int self = (int)(nd - m->graph->nodes);
+    if (!a->training && nd->infer_skip)
+        return 0; /* done in place by the conv or add before it */
     cxr_relu_forward(a->out[nd->in[0]], a->out[self], a->n * FLOATS(nd));
     return 0;
 }
@@ -628,8 +639,14 @@ add_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     size_t n = a->n * FLOATS(nd);
     const float *x0 = a->out[nd->in[0]], *x1 = a->out[nd->in[1]];
     float *y = a->out[self];
-    for (size_t i = 0; i < n; i++)
-        y[i] = x0[i] + x1[i];
+    if (!a->training && nd->infer_relu)
+        for (size_t i = 0; i < n; i++) {
+            float v = x0[i] + x1[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = x0[i] + x1[i];
     return 0;
 }
 
@@ -990,6 +1007,54 @@ attention_col_total(const cxr_graph *g, const cxr_node *nd, int training)
 {
     (void)training;
     return attention_col(g, nd) + nd->dim; /* plus a throwaway dg when g needs none */
+}
+
+/* ---- inference fusions of prepared models ---- */
+
+/* Folds every foldable BatchNorm into its conv's epilogue (scale then shift, cout floats each,
+ * written to buf) and every in-place ReLU into the conv or add before it; apply 0: counts only.
+ * The epilogue does the BatchNorm's own arithmetic, so outputs do not change. Returns the floats
+ * the scales and shifts take. */
+size_t
+cxr_graph_fuse_inference(cxr_model *m, float *buf, int apply)
+{
+    cxr_graph *g = m->graph;
+    size_t total = 0;
+    for (int i = 0; i < g->n; i++) {
+        cxr_node *nd = &g->nodes[i];
+        if (cxr_graph_bn_foldable(g, i)) {
+            if (apply) {
+                cxr_node *conv = &g->nodes[nd->in[0]];
+                cxr_batchnorm_affine(&bn_cfg, nd->c, cxr_param(m, nd->t_weight),
+                                     cxr_param(m, nd->t_bias), cxr_param(m, nd->t_mean),
+                                     cxr_param(m, nd->t_var), buf + total, buf + total + nd->c);
+                conv->fold_to = i;
+                conv->fold_st = (long)total;
+                nd->infer_skip = 1;
+            }
+            total += 2 * (size_t)nd->c;
+        } else if (apply && nd->op == CXR_OP_RELU && nd->alias) {
+            cxr_node *src = &g->nodes[nd->in[0]];
+            cxr_node *by = src->op == CXR_OP_BATCHNORM && src->infer_skip ? &g->nodes[src->in[0]]
+                           : src->op == CXR_OP_CONV || src->op == CXR_OP_ADD ? src
+                                                                               : NULL;
+            if (by) {
+                by->infer_relu = 1;
+                nd->infer_skip = 1;
+            }
+        }
+    }
+    return total;
+}
+
+void
+cxr_graph_unfuse(cxr_graph *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        g->nodes[i].fold_to = -1;
+        g->nodes[i].fold_st = -1;
+        g->nodes[i].infer_relu = g->nodes[i].infer_skip = 0;
+    }
 }
 
 const cxr_op_impl cxr_ops[CXR_N_OPS] = {
