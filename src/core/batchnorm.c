@@ -67,19 +67,10 @@ cxr_channel_epilogue(float *y, int c, int hw, const float *scale, const float *s
 {
     for (int ci = 0; ci < c; ci++) {
         float *q = y + (size_t)ci * hw;
-        if (scale) {
-            float k = scale[ci], t = shift[ci];
-            if (relu)
-                for (int i = 0; i < hw; i++) {
-                    float v = q[i] * k + t;
-                    q[i] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (int i = 0; i < hw; i++)
-                    q[i] = q[i] * k + t;
-        } else if (relu)
-            for (int i = 0; i < hw; i++)
-                q[i] = q[i] > 0.0f ? q[i] : 0.0f;
+        if (scale)
+            cxr_affine(q, q, (size_t)hw, scale[ci], shift[ci], relu);
+        else if (relu)
+            cxr_relu_forward(q, q, (size_t)hw);
     }
 }
 
@@ -91,12 +82,9 @@ cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n, int
     for (int ci = 0; ci < c; ci++) {
         float invstd = 1.0f / sqrtf(running_var[ci] + cfg->eps);
         float scale = gamma[ci] * invstd, shift = beta[ci] - running_mean[ci] * scale;
-        for (int b = 0; b < n; b++) {
-            const float *p = x + ((size_t)b * c + ci) * hw;
-            float *q = y + ((size_t)b * c + ci) * hw;
-            for (int i = 0; i < hw; i++)
-                q[i] = p[i] * scale + shift;
-        }
+        for (int b = 0; b < n; b++)
+            cxr_affine(x + ((size_t)b * c + ci) * hw, y + ((size_t)b * c + ci) * hw, (size_t)hw,
+                       scale, shift, 0);
     }
 }
 

@@ -56,6 +56,10 @@ void cxr_avgpool_adaptive_backward(const float *dy, int c, int h, int w, int oh,
 
 /* ---- ReLU ---- */
 void cxr_relu_forward(const float *x, float *y, size_t n);
+/* q = p * k + t, then ReLU when relu (q may be p). */
+void cxr_affine(const float *p, float *q, size_t n, float k, float t, int relu);
+/* y = x0 + x1, then ReLU when relu (y may be x0 or x1). */
+void cxr_add_forward(const float *x0, const float *x1, float *y, size_t n, int relu);
 /* Uses the forward output y, as PyTorch does. In place (dx == dy) is allowed. */
 void cxr_relu_backward(const float *y, const float *dy, float *dx, size_t n);
 

@@ -639,14 +639,7 @@ add_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
     size_t n = a->n * FLOATS(nd);
     const float *x0 = a->out[nd->in[0]], *x1 = a->out[nd->in[1]];
     float *y = a->out[self];
-    if (!a->training && nd->infer_relu)
-        for (size_t i = 0; i < n; i++) {
-            float v = x0[i] + x1[i];
-            y[i] = v > 0.0f ? v : 0.0f;
-        }
-    else
-        for (size_t i = 0; i < n; i++)
-            y[i] = x0[i] + x1[i];
+    cxr_add_forward(x0, x1, y, n, !a->training && nd->infer_relu);
     return 0;
 }
 
