@@ -179,9 +179,9 @@ grep -q 'server "site3"' <<< "$err"
 ok $? "a site that is down gives an ERROR naming it"
 start_site 3
 
-# a site killed while it scores: through postgres_fdw the query ends in an ERROR (postgres_fdw
-# names no server when a connection is lost: docs/scale.md), through cxr_evaluate_sites in an
-# ERROR that names the site
+# a site killed while it scores: through postgres_fdw the query ends in an ERROR whose context
+# is the remote SQL, which names the site's schema (postgres_fdw names no server when a
+# connection is lost: docs/scale.md); through the dblink functions in an ERROR naming the site
 # (the coordinator takes 50 ms per row, so site2's cursor is still open when it dies)
 q -c "ALTER SERVER site2 OPTIONS (SET fetch_size '2')"
 q -c "SELECT file, probability FROM all_scores WHERE model = $net AND pg_sleep(0.05) IS NOT NULL" > "$sites_dir/killed.out" 2>&1 &
@@ -191,7 +191,9 @@ stop_site 2
 wait $query
 rc=$?
 grep -v '^[a-z0-9/_.-]*|' "$sites_dir/killed.out" | sed 's/^/# /'
-ok $([ "$rc" != 0 ] && grep -q '^ERROR' "$sites_dir/killed.out"; echo $?) "a site killed mid-scan ends the postgres_fdw query with an ERROR"
+[ "$rc" != 0 ] && grep -q '^ERROR' "$sites_dir/killed.out" &&
+    grep -q '^CONTEXT:  remote SQL command: SELECT .* FROM site2\.xray_scores' "$sites_dir/killed.out"
+ok $? "a site killed mid-scan ends the postgres_fdw query with an ERROR whose context names it (its schema)"
 start_site 2
 # the dblink functions: site2 killed 2 s into the query, the ERROR names it
 killed_mid_query() {  # FUNCTION QUERY
