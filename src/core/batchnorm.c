@@ -80,8 +80,10 @@ cxr_batchnorm_forward_infer(const cxr_bn_config *cfg, const float *x, int n, int
                             const float *running_var, float *y)
 {
     for (int ci = 0; ci < c; ci++) {
-        float invstd = 1.0f / sqrtf(running_var[ci] + cfg->eps);
-        float scale = gamma[ci] * invstd, shift = beta[ci] - running_mean[ci] * scale;
+        /* the scale and shift a prepared model's conv epilogue uses: the same bits */
+        float scale, shift;
+        cxr_batchnorm_affine(cfg, 1, gamma + ci, beta + ci, running_mean + ci, running_var + ci,
+                             &scale, &shift);
         for (int b = 0; b < n; b++)
             cxr_affine(x + ((size_t)b * c + ci) * hw, y + ((size_t)b * c + ci) * hw, (size_t)hw,
                        scale, shift, 0);
