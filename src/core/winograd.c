@@ -26,6 +26,7 @@
 #include "cxr_threads.h"
 
 #define A 6 /* tile side */
+#define MAX_PARTS 16 /* a layer's most threads */
 
 /* B^T = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
  * {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}} (bt_rows) */
@@ -90,6 +91,8 @@ tiles_of(const cxr_conv_shape *s, int h, int w, int *oh, int *ow, int *th, int *
     *tw = (*ow + m - 1) / m;
 }
 
+static size_t part_scratch_floats(const cxr_conv_shape *s, int h, int w);
+
 size_t
 cxr_winograd_weight_floats(const cxr_conv_shape *s)
 {
@@ -102,7 +105,8 @@ cxr_winograd_scratch_floats(const cxr_conv_shape *s, int h, int w)
     int oh, ow, th, tw;
     tiles_of(s, h, w, &oh, &ow, &th, &tw);
     return (size_t)A * A * tile_blocks((size_t)th * tw) * CXR_WINO_TILES *
-           ((size_t)s->cin + padded_cout(s));
+               ((size_t)s->cin + padded_cout(s)) +
+           MAX_PARTS * part_scratch_floats(s, h, w);
 }
 
 /* U for the shape s from weights g(o, c) = weight[o][c] (or, flipped, from the forward layer's
@@ -170,21 +174,31 @@ cxr_winograd_data_gradient_weights(const cxr_conv_shape *s, const float *weight,
 #define LANES_LOOP for (int l = 0; l < L; l++)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* o = B^T d over 6 rows of L lanes (rows `stride` floats apart) */
+/* L floats as one value: unaligned, and allowed to alias plain floats. The target clones
+ * lower it to their own vector width. */
+typedef float lanes __attribute__((vector_size(L * sizeof(float)), aligned(4), may_alias));
+
+/* o = B^T d over 6 rows of L lanes, row r at d_r. In whole vectors: the compiler cannot prove
+ * that rows a run-time stride apart do not overlap, so a loop over lanes stays scalar. */
+static inline __attribute__((always_inline)) void
+bt_six(const float *d0, const float *d1, const float *d2, const float *d3, const float *d4,
+       const float *d5, float *o, size_t os)
+{
+    lanes v0 = *(const lanes *)d0, v1 = *(const lanes *)d1, v2 = *(const lanes *)d2,
+          v3 = *(const lanes *)d3, v4 = *(const lanes *)d4, v5 = *(const lanes *)d5;
+    *(lanes *)o = 4 * v0 - 5 * v2 + v4;
+    *(lanes *)(o + os) = -4 * v1 - 4 * v2 + v3 + v4;
+    *(lanes *)(o + 2 * os) = 4 * v1 - 4 * v2 - v3 + v4;
+    *(lanes *)(o + 3 * os) = -2 * v1 - v2 + 2 * v3 + v4;
+    *(lanes *)(o + 4 * os) = 2 * v1 - v2 - 2 * v3 + v4;
+    *(lanes *)(o + 5 * os) = 4 * v1 - 5 * v3 + v5;
+}
+
+/* o = B^T d over 6 rows of L lanes (rows `ds` floats apart) */
 static inline __attribute__((always_inline)) void
 bt_rows(const float *d, size_t ds, float *o, size_t os)
 {
-    const float *d0 = d, *d1 = d + ds, *d2 = d + 2 * ds, *d3 = d + 3 * ds, *d4 = d + 4 * ds,
-                *d5 = d + 5 * ds;
-    LANES_LOOP
-    {
-        o[l] = 4 * d0[l] - 5 * d2[l] + d4[l];
-        o[os + l] = -4 * d1[l] - 4 * d2[l] + d3[l] + d4[l];
-        o[2 * os + l] = 4 * d1[l] - 4 * d2[l] - d3[l] + d4[l];
-        o[3 * os + l] = -2 * d1[l] - d2[l] + 2 * d3[l] + d4[l];
-        o[4 * os + l] = 2 * d1[l] - d2[l] - 2 * d3[l] + d4[l];
-        o[5 * os + l] = 4 * d1[l] - 5 * d3[l] + d5[l];
-    }
+    bt_six(d, d + ds, d + 2 * ds, d + 3 * ds, d + 4 * ds, d + 5 * ds, o, os);
 }
 
 /* o = A^T m over 6 rows of L lanes: 2 rows for F(2, 5), 4 for F(4, 3) */
@@ -209,93 +223,208 @@ at_rows(int k, const float *m, size_t ms, float *o, size_t os)
         }
 }
 
-/* A block's tiles in runs along one tile row: lanes [l, l + run) are tiles tx .. tx + run - 1 of
- * tile row ty. The copy out goes run by run: a run's rows of outputs are contiguous. */
-static inline __attribute__((always_inline)) int
-tile_run(size_t t0, int l, int n, int tw, int *ty, int *tx)
+/* The input transform goes a tile row at a time, whole rows in vectors. A tile starts m
+ * columns after the one before it, so each input row is first split into its m phases (column
+ * m k + r goes to phase r, place k), with the padding as zeros. Then column j of tile tx is
+ * place tx + j / m of phase j % m: the 16 tiles of a vector read contiguous floats. The
+ * vertical pass B^T d runs on whole split rows, the horizontal one (. B) on 16 tiles at a time:
+ * the same sums in the same order as a tile at a time. The results go to one buffer per
+ * channel in tile order, and from there to V in whole blocks of 16 tiles. */
+static size_t
+round_up16(size_t n)
 {
-    int tile = (int)t0 + l;
-    *ty = tile / tw;
-    *tx = tile % tw;
-    return n - l < tw - *tx ? n - l : tw - *tx;
+    return (n + L - 1) / L * L;
 }
 
-/* V[xi][tb][c][0 .. 16) for the n (<= 16) tiles of block tb, channel c; lanes past n are 0.
- * The copy in goes lane by lane (36 unrolled loads for an inner tile): the tiles overlap, so a
- * lane's elements are m floats apart from the next lane's, which no vector load reads. */
-CLONES static void
-input_tiles(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int tw, size_t t0,
-            int n, float *V, size_t xi_stride)
+/* places per phase: whole vectors of tiles, and the 2 places (5 columns) past the last one */
+static size_t
+phase_places(int tw)
 {
-    float d[A][A][L], t[A][A][L], v[A][A][L];
-    for (int l = 0; l < L; l++) {
-        int tile = (int)t0 + l, iy0 = tile / tw * m - s->pad, ix0 = tile % tw * m - s->pad;
-        if (l >= n) {
-            for (int i = 0; i < A; i++)
-                for (int j = 0; j < A; j++)
-                    d[i][j][l] = 0;
-        } else if (iy0 >= 0 && iy0 + A <= h && ix0 >= 0 && ix0 + A <= w) {
-            const float *p = plane + (size_t)iy0 * w + ix0;
-            for (int i = 0; i < A; i++)
-                for (int j = 0; j < A; j++)
-                    d[i][j][l] = p[(size_t)i * w + j];
-        } else { /* a tile over the padding */
-            for (int i = 0; i < A; i++)
-                for (int j = 0; j < A; j++) {
-                    int iy = iy0 + i, ix = ix0 + j;
-                    d[i][j][l] = iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0;
-                }
+    return round_up16((size_t)tw) + L;
+}
+
+/* a channel's transformed tiles per point: a vector past the last tile, for the last row's
+ * spare lanes */
+static size_t
+channel_tiles(int th, int tw)
+{
+    return (size_t)th * tw + L;
+}
+
+/* one part's floats: the padded input row, 6 split rows, 6 transformed rows, 36 x the tiles;
+ * more than the output transform's m x m x the tiles and one interleaved row */
+static size_t
+part_scratch_floats(const cxr_conv_shape *s, int h, int w)
+{
+    int oh, ow, th, tw, m = tile_out(s->k);
+    tiles_of(s, h, w, &oh, &ow, &th, &tw);
+    return (1 + 2 * A) * (size_t)m * phase_places(tw) + (size_t)A * A * channel_tiles(th, tw);
+}
+
+/* split[r][k] = row[m k + r] for k < kw (a multiple of 16), in whole vectors */
+static inline __attribute__((always_inline)) void
+split_phases(const float *row, const int m, size_t kw, float *split)
+{
+    typedef int idx __attribute__((vector_size(L * sizeof(int))));
+    for (size_t k = 0; k < kw; k += L) {
+        const lanes *v = (const lanes *)(row + m * k);
+        if (m == 2) {
+            *(lanes *)(split + k) =
+                __builtin_shuffle(v[0], v[1], (idx){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                                    24, 26, 28, 30});
+            *(lanes *)(split + kw + k) =
+                __builtin_shuffle(v[0], v[1], (idx){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                                    25, 27, 29, 31});
+        } else { /* m == 4: phases 0 and 1, then 2 and 3, of each pair; then the pairs joined */
+            const idx p01 = {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29},
+                      p23 = {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31},
+                      lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                      hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+            lanes a01 = __builtin_shuffle(v[0], v[1], p01), a23 = __builtin_shuffle(v[0], v[1], p23),
+                  b01 = __builtin_shuffle(v[2], v[3], p01), b23 = __builtin_shuffle(v[2], v[3], p23);
+            *(lanes *)(split + k) = __builtin_shuffle(a01, b01, lo);
+            *(lanes *)(split + kw + k) = __builtin_shuffle(a01, b01, hi);
+            *(lanes *)(split + 2 * kw + k) = __builtin_shuffle(a23, b23, lo);
+            *(lanes *)(split + 3 * kw + k) = __builtin_shuffle(a23, b23, hi);
         }
     }
-    for (int j = 0; j < A; j++) /* columns: t[.][j] = B^T d[.][j] */
-        bt_rows(&d[0][j][0], A * L, &t[0][j][0], A * L);
-    for (int i = 0; i < A; i++) /* rows: v[i][.] = t[i][.] B */
-        bt_rows(&t[i][0][0], L, &v[i][0][0], L);
-    for (int xi = 0; xi < A * A; xi++)
-        memcpy(V + (size_t)xi * xi_stride, v[xi / A][xi % A], sizeof(float) * L);
 }
 
-/* out = b + yv for a run of tiles of side m (a constant where inlined); only a row's last tile
- * can stick out of the map */
+/* V[xi][tb][c][.] for every tile of channel c; lanes past the last tile are 0 */
 static inline __attribute__((always_inline)) void
-scatter_run(const float yv[4][4][L], int m, int ty, int tx, int l0, int run, float b, float *out,
-            int oh, int ow)
+input_channel_m(const cxr_conv_shape *s, const float *plane, int h, int w, const int m, int th,
+                int tw, int c, float *V, size_t xi_stride, float *scratch)
 {
-    int oy0 = ty * m, ox0 = tx * m, whole = ox0 + run * m <= ow ? run : run - 1;
-    for (int i = 0; i < m && oy0 + i < oh; i++) {
-        float *row = out + (size_t)(oy0 + i) * ow + ox0;
-        for (int q = 0; q < whole; q++)
-            for (int j = 0; j < m; j++)
-                row[q * m + j] = b + yv[i][j][l0 + q];
-        for (int j = 0; whole < run && ox0 + whole * m + j < ow; j++)
-            row[whole * m + j] = b + yv[i][j][l0 + whole];
+    size_t kw = phase_places(tw), rl = (size_t)m * kw, tw16 = round_up16((size_t)tw);
+    size_t T = (size_t)th * tw, ct = channel_tiles(th, tw), tb_n = tile_blocks(T);
+    float *padded = scratch, *split = padded + rl, *tr = split + A * rl, *out = tr + A * rl;
+    for (int ty = 0; ty < th; ty++) {
+        for (int i = 0; i < A; i++) { /* split the tile row's 6 input rows */
+            int iy = ty * m - s->pad + i;
+            float *sr = split + (size_t)i * rl;
+            if (iy < 0 || iy >= h) {
+                memset(sr, 0, sizeof(float) * rl);
+                continue;
+            }
+            size_t lo = (size_t)s->pad, n = (size_t)w;
+            if (lo + n > rl)
+                n = rl - lo;
+            memset(padded, 0, sizeof(float) * lo);
+            memcpy(padded + lo, plane + (size_t)iy * w, sizeof(float) * n);
+            memset(padded + lo + n, 0, sizeof(float) * (rl - lo - n));
+            split_phases(padded, m, kw, sr);
+        }
+        for (size_t x = 0; x < rl; x += L) /* vertical: tr = B^T d */
+            bt_rows(split + x, rl, tr + x, rl);
+        /* horizontal: out[i][.] = tr[i][.] B; the spare lanes past the row's last tile are
+         * overwritten by the next row */
+        float *o = out + (size_t)ty * tw;
+        for (int i = 0; i < A; i++) {
+            const float *t = tr + (size_t)i * rl;
+            for (size_t tx = 0; tx < tw16; tx += L) {
+                const float *e[A];
+                for (int j = 0; j < A; j++)
+                    e[j] = t + (size_t)(j % m) * kw + (size_t)(j / m) + tx;
+                bt_six(e[0], e[1], e[2], e[3], e[4], e[5], o + (size_t)i * A * ct + tx, ct);
+            }
+        }
+    }
+    for (int xi = 0; xi < A * A; xi++) {
+        memset(out + xi * ct + T, 0, sizeof(float) * (tb_n * L - T));
+        for (size_t tb = 0; tb < tb_n; tb++)
+            *(lanes *)(V + xi * xi_stride + (tb * s->cin + c) * L) =
+                *(const lanes *)(out + xi * ct + tb * L);
     }
 }
 
-/* y for the n (<= 16) tiles of block tb, output channel o, from M[tb][o][xi][0 .. 16) */
+/* m a constant in each copy */
 CLONES static void
-output_tiles(const cxr_conv_shape *s, const float *mm, size_t t0, int n, float b, float *out,
-             int oh, int ow, int tw, int m)
+input_channel(const cxr_conv_shape *s, const float *plane, int h, int w, int m, int th, int tw,
+              int c, float *V, size_t xi_stride, float *scratch)
 {
-    float t[4][A][L], yv[4][4][L];
-    for (int j = 0; j < A; j++) /* columns */
-        at_rows(s->k, mm + j * L, A * L, &t[0][j][0], A * L);
-    for (int i = 0; i < m; i++) /* rows */
-        at_rows(s->k, &t[i][0][0], L, &yv[i][0][0], L);
-    for (int l = 0, run, ty, tx; l < n; l += run) {
-        run = tile_run(t0, l, n, tw, &ty, &tx);
-        if (m == 2)
-            scatter_run(yv, 2, ty, tx, l, run, b, out, oh, ow);
-        else
-            scatter_run(yv, 4, ty, tx, l, run, b, out, oh, ow);
+    if (m == 2)
+        input_channel_m(s, plane, h, w, 2, th, tw, c, V, xi_stride, scratch);
+    else
+        input_channel_m(s, plane, h, w, 4, th, tw, c, V, xi_stride, scratch);
+}
+
+/* The output transform mirrors the input one: y = A^T M A for 16 tiles at a time into one
+ * buffer per output channel, Y[i][j][tile], then each output row is the m rows Y[i][j] of its
+ * tile row interleaved (column m tx + j is Y[i][j][tx]), plus the bias. */
+static inline __attribute__((always_inline)) void
+interleave(const float *y, size_t ys, const int m, size_t n, float *row)
+{
+    typedef int idx __attribute__((vector_size(L * sizeof(int))));
+    const idx lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23},
+              hi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    for (size_t q = 0; q < n; q += L) {
+        lanes y0 = *(const lanes *)(y + q), y1 = *(const lanes *)(y + ys + q);
+        lanes *r = (lanes *)(row + m * q);
+        if (m == 2) {
+            r[0] = __builtin_shuffle(y0, y1, lo);
+            r[1] = __builtin_shuffle(y0, y1, hi);
+        } else { /* m == 4: (y0, y2) and (y1, y3) in pairs, then the pairs interleaved */
+            lanes y2 = *(const lanes *)(y + 2 * ys + q), y3 = *(const lanes *)(y + 3 * ys + q);
+            lanes a_lo = __builtin_shuffle(y0, y2, lo), a_hi = __builtin_shuffle(y0, y2, hi),
+                  b_lo = __builtin_shuffle(y1, y3, lo), b_hi = __builtin_shuffle(y1, y3, hi);
+            r[0] = __builtin_shuffle(a_lo, b_lo, lo);
+            r[1] = __builtin_shuffle(a_lo, b_lo, hi);
+            r[2] = __builtin_shuffle(a_hi, b_hi, lo);
+            r[3] = __builtin_shuffle(a_hi, b_hi, hi);
+        }
     }
+}
+
+/* y[o] = A^T M A + b for every tile of output channel o, from M[tb][o][xi][0 .. 16) at mm +
+ * tb * tb_stride */
+static inline __attribute__((always_inline)) void
+output_channel_m(const cxr_conv_shape *s, const float *mm, size_t tb_stride, const int m, int th,
+                 int tw, float b, float *out, int oh, int ow, float *scratch)
+{
+    size_t T = (size_t)th * tw, ct = channel_tiles(th, tw), tb_n = tile_blocks(T);
+    size_t tw16 = round_up16((size_t)tw);
+    float *Y = scratch, *row = Y + (size_t)m * m * ct;
+    for (size_t tb = 0; tb < tb_n; tb++) {
+        float t[4][A][L], yv[4][4][L];
+        const float *mb = mm + tb * tb_stride;
+        for (int j = 0; j < A; j++) /* columns */
+            at_rows(s->k, mb + j * L, A * L, &t[0][j][0], A * L);
+        for (int i = 0; i < m; i++) /* rows */
+            at_rows(s->k, &t[i][0][0], L, &yv[i][0][0], L);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+                *(lanes *)(Y + (size_t)(i * m + j) * ct + tb * L) = *(const lanes *)yv[i][j];
+    }
+    for (int ij = 0; ij < m * m; ij++) /* the lanes the last row's vectors read past the tiles */
+        memset(Y + ij * ct + tb_n * L, 0, sizeof(float) * (ct - tb_n * L));
+    for (int ty = 0; ty < th; ty++)
+        for (int i = 0; i < m && ty * m + i < oh; i++) {
+            interleave(Y + (size_t)i * m * ct + (size_t)ty * tw, ct, m, tw16, row);
+            float *o = out + (size_t)(ty * m + i) * ow;
+            int x = 0;
+            for (; x + L <= ow; x += L)
+                *(lanes *)(o + x) = b + *(const lanes *)(row + x);
+            for (; x < ow; x++)
+                o[x] = b + row[x];
+        }
+}
+
+CLONES static void
+output_channel(const cxr_conv_shape *s, const float *mm, size_t tb_stride, int m, int th, int tw,
+               float b, float *out, int oh, int ow, float *scratch)
+{
+    if (m == 2)
+        output_channel_m(s, mm, tb_stride, 2, th, tw, b, out, oh, ow, scratch);
+    else
+        output_channel_m(s, mm, tb_stride, 4, th, tw, b, out, oh, ow, scratch);
 }
 
 /* One layer's work, in three phases, each split in parts: part p of `parts` does its share. */
 typedef struct {
     const cxr_conv_shape *s;
     const float *x, *u, *bias;
-    float *y, *V, *M;
+    float *y, *V, *M, *rows;
+    size_t part_floats;
     int h, w, oh, ow, th, tw, m, parts, coutp, phase;
     size_t T, tb_n;
 } layer_job;
@@ -310,30 +439,24 @@ run_part(void *ctx, int part, int on_caller)
     int phase = j->phase;
     const cxr_conv_shape *s = j->s;
     int lo, hi;
-    size_t T = j->T, tb_n = j->tb_n;
-    if (phase == 0) { /* input transform: V[xi][tb][c] = (B^T d B)[xi], 16 tiles at a time */
+    size_t tb_n = j->tb_n;
+    if (phase == 0) { /* input transform: V[xi][tb][c] = (B^T d B)[xi] */
         share(s->cin, part, j->parts, &lo, &hi);
         size_t xi_stride = tb_n * s->cin * L;
-        /* channels inner: the 36 points' rows are written in address order, 36 streams */
-        for (size_t tb = 0; tb < tb_n; tb++)
-            for (int c = lo; c < hi; c++) {
-                size_t t0 = tb * L;
-                input_tiles(s, j->x + (size_t)c * j->h * j->w, j->h, j->w, j->m, j->tw, t0,
-                            T - t0 < L ? (int)(T - t0) : L, j->V + (tb * s->cin + c) * L,
-                            xi_stride);
-            }
+        float *scratch = j->rows + (size_t)part * j->part_floats;
+        for (int c = lo; c < hi; c++)
+            input_channel(s, j->x + (size_t)c * j->h * j->w, j->h, j->w, j->m, j->th, j->tw, c,
+                          j->V, xi_stride, scratch);
     } else if (phase == 1) { /* M[xi] (cout x tiles) = U[xi] (cout x cin) V[xi] (cin x tiles) */
         share(A * A, part, j->parts, &lo, &hi);
         cxr_winograd_products(lo, hi, j->u, j->V, j->M, s->cin, j->coutp, (int)tb_n);
     } else { /* y = A^T M A, plus the bias, for the outputs inside the map */
         share(s->cout, part, j->parts, &lo, &hi);
-        for (size_t tb = 0; tb < tb_n; tb++) /* outputs inner: M is read in address order */
-            for (int o = lo; o < hi; o++) {
-                size_t t0 = tb * L;
-                output_tiles(s, j->M + (tb * j->coutp + o) * A * A * L, t0,
-                             T - t0 < L ? (int)(T - t0) : L, j->bias ? j->bias[o] : 0.0f,
-                             j->y + (size_t)o * j->oh * j->ow, j->oh, j->ow, j->tw, j->m);
-            }
+        float *scratch = j->rows + (size_t)part * j->part_floats;
+        for (int o = lo; o < hi; o++)
+            output_channel(s, j->M + (size_t)o * A * A * L, (size_t)j->coutp * A * A * L, j->m,
+                           j->th, j->tw, j->bias ? j->bias[o] : 0.0f,
+                           j->y + (size_t)o * j->oh * j->ow, j->oh, j->ow, scratch);
     }
 }
 
@@ -344,15 +467,17 @@ void
 cxr_winograd_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *u,
                      const float *bias, float *y, float *scratch)
 {
-    layer_job j = {s, x, u, bias, y, NULL, NULL, h, w, 0, 0, 0, 0, tile_out(s->k), 1,
+    layer_job j = {s, x, u, bias, y, NULL, NULL, NULL, 0, h, w, 0, 0, 0, 0, tile_out(s->k), 1,
                    padded_cout(s), 0, 0, 0};
     tiles_of(s, h, w, &j.oh, &j.ow, &j.th, &j.tw);
     j.T = (size_t)j.th * j.tw;
     j.tb_n = tile_blocks(j.T);
     j.V = scratch;
     j.M = scratch + (size_t)A * A * s->cin * j.tb_n * L;
+    j.rows = j.M + (size_t)A * A * j.coutp * j.tb_n * L;
+    j.part_floats = part_scratch_floats(s, h, w);
     int threads = cxr_blas_get_threads();
-    j.parts = threads > 16 ? 16 : threads;
+    j.parts = threads > MAX_PARTS ? MAX_PARTS : threads;
     for (j.phase = 0; j.phase < 3; j.phase++) /* on threads of its own: cxr_threads.h */
         cxr_parallel_parts(j.parts, j.parts, run_part, &j);
 }
