@@ -228,8 +228,8 @@ at_rows(int k, const float *m, size_t ms, float *o, size_t os)
  * m k + r goes to phase r, place k), with the padding as zeros. Then column j of tile tx is
  * place tx + j / m of phase j % m: the 16 tiles of a vector read contiguous floats. The
  * vertical pass B^T d runs on whole split rows, the horizontal one (. B) on 16 tiles at a time:
- * the same sums in the same order as a tile at a time. The results go to one buffer per
- * channel in tile order, and from there to V in whole blocks of 16 tiles. */
+ * the same sums in the same order as a tile at a time. The results go to a band of tiles in
+ * tile order, and from there to V in whole blocks of 16 tiles. */
 static size_t
 round_up16(size_t n)
 {
@@ -251,41 +251,54 @@ channel_tiles(int th, int tw)
     return (size_t)th * tw + L;
 }
 
-/* one part's floats: the padded input row, 6 split rows, 6 transformed rows, 36 x the tiles;
- * more than the output transform's m x m x the tiles and one interleaved row */
+/* transformed tiles kept per point: a block's first 15 and one row's vectors */
+static size_t
+band_tiles(int tw)
+{
+    return round_up16((size_t)tw) + 2 * L;
+}
+
+/* one part's floats: for the input transform, the padded input row, 6 split rows, 6
+ * transformed rows and 36 bands of tiles; for the output transform, m x m x the tiles and one
+ * interleaved row */
 static size_t
 part_scratch_floats(const cxr_conv_shape *s, int h, int w)
 {
     int oh, ow, th, tw, m = tile_out(s->k);
     tiles_of(s, h, w, &oh, &ow, &th, &tw);
-    return (1 + 2 * A) * (size_t)m * phase_places(tw) + (size_t)A * A * channel_tiles(th, tw);
+    size_t in = (1 + 2 * A) * (size_t)m * phase_places(tw) + (size_t)A * A * band_tiles(tw);
+    size_t out = (size_t)m * m * channel_tiles(th, tw) + (size_t)m * round_up16((size_t)tw);
+    return in > out ? in : out;
 }
+
+/* Lane selections for __builtin_shufflevector (GCC 12 and clang, which builds the bitcode):
+ * lanes 0-15 are the first vector's, 16-31 the second's. */
+#define EVENS 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define ODDS 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define FOURTHS_01 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29
+#define FOURTHS_23 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31
+#define HALVES_LO 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define HALVES_HI 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#define SHUFFLE __builtin_shufflevector
 
 /* split[r][k] = row[m k + r] for k < kw (a multiple of 16), in whole vectors */
 static inline __attribute__((always_inline)) void
 split_phases(const float *row, const int m, size_t kw, float *split)
 {
-    typedef int idx __attribute__((vector_size(L * sizeof(int))));
     for (size_t k = 0; k < kw; k += L) {
         const lanes *v = (const lanes *)(row + m * k);
         if (m == 2) {
-            *(lanes *)(split + k) =
-                __builtin_shuffle(v[0], v[1], (idx){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                                    24, 26, 28, 30});
-            *(lanes *)(split + kw + k) =
-                __builtin_shuffle(v[0], v[1], (idx){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                                    25, 27, 29, 31});
+            *(lanes *)(split + k) = SHUFFLE(v[0], v[1], EVENS);
+            *(lanes *)(split + kw + k) = SHUFFLE(v[0], v[1], ODDS);
         } else { /* m == 4: phases 0 and 1, then 2 and 3, of each pair; then the pairs joined */
-            const idx p01 = {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29},
-                      p23 = {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31},
-                      lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-                      hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
-            lanes a01 = __builtin_shuffle(v[0], v[1], p01), a23 = __builtin_shuffle(v[0], v[1], p23),
-                  b01 = __builtin_shuffle(v[2], v[3], p01), b23 = __builtin_shuffle(v[2], v[3], p23);
-            *(lanes *)(split + k) = __builtin_shuffle(a01, b01, lo);
-            *(lanes *)(split + kw + k) = __builtin_shuffle(a01, b01, hi);
-            *(lanes *)(split + 2 * kw + k) = __builtin_shuffle(a23, b23, lo);
-            *(lanes *)(split + 3 * kw + k) = __builtin_shuffle(a23, b23, hi);
+            lanes a01 = SHUFFLE(v[0], v[1], FOURTHS_01), a23 = SHUFFLE(v[0], v[1], FOURTHS_23),
+                  b01 = SHUFFLE(v[2], v[3], FOURTHS_01), b23 = SHUFFLE(v[2], v[3], FOURTHS_23);
+            *(lanes *)(split + k) = SHUFFLE(a01, b01, HALVES_LO);
+            *(lanes *)(split + kw + k) = SHUFFLE(a01, b01, HALVES_HI);
+            *(lanes *)(split + 2 * kw + k) = SHUFFLE(a23, b23, HALVES_LO);
+            *(lanes *)(split + 3 * kw + k) = SHUFFLE(a23, b23, HALVES_HI);
         }
     }
 }
@@ -296,7 +309,7 @@ input_channel_m(const cxr_conv_shape *s, const float *plane, int h, int w, const
                 int tw, int c, float *V, size_t xi_stride, float *scratch)
 {
     size_t kw = phase_places(tw), rl = (size_t)m * kw, tw16 = round_up16((size_t)tw);
-    size_t T = (size_t)th * tw, ct = channel_tiles(th, tw), tb_n = tile_blocks(T);
+    size_t band = band_tiles(tw), base = 0; /* out[.][0] is tile `base`, a multiple of 16 */
     float *padded = scratch, *split = padded + rl, *tr = split + A * rl, *out = tr + A * rl;
     for (int ty = 0; ty < th; ty++) {
         for (int i = 0; i < A; i++) { /* split the tile row's 6 input rows */
@@ -318,22 +331,33 @@ input_channel_m(const cxr_conv_shape *s, const float *plane, int h, int w, const
             bt_rows(split + x, rl, tr + x, rl);
         /* horizontal: out[i][.] = tr[i][.] B; the spare lanes past the row's last tile are
          * overwritten by the next row */
-        float *o = out + (size_t)ty * tw;
+        float *o = out + ((size_t)ty * tw - base);
         for (int i = 0; i < A; i++) {
             const float *t = tr + (size_t)i * rl;
             for (size_t tx = 0; tx < tw16; tx += L) {
                 const float *e[A];
                 for (int j = 0; j < A; j++)
                     e[j] = t + (size_t)(j % m) * kw + (size_t)(j / m) + tx;
-                bt_six(e[0], e[1], e[2], e[3], e[4], e[5], o + (size_t)i * A * ct + tx, ct);
+                bt_six(e[0], e[1], e[2], e[3], e[4], e[5], o + (size_t)i * A * band + tx, band);
             }
         }
-    }
-    for (int xi = 0; xi < A * A; xi++) {
-        memset(out + xi * ct + T, 0, sizeof(float) * (tb_n * L - T));
-        for (size_t tb = 0; tb < tb_n; tb++)
-            *(lanes *)(V + xi * xi_stride + (tb * s->cin + c) * L) =
-                *(const lanes *)(out + xi * ct + tb * L);
+        /* the blocks this row completes go to V; a partial block's tiles move to the front */
+        size_t done = (size_t)(ty + 1) * tw;
+        if (ty == th - 1) { /* the last block's empty lanes */
+            for (int xi = 0; xi < A * A; xi++)
+                memset(out + xi * band + (done - base), 0,
+                       sizeof(float) * (round_up16(done) - done));
+            done = round_up16(done);
+        }
+        size_t whole = done / L * L;
+        for (int xi = 0; xi < A * A; xi++) {
+            float *ob = out + xi * band;
+            for (size_t tb = base / L; tb < whole / L; tb++)
+                *(lanes *)(V + xi * xi_stride + (tb * s->cin + c) * L) =
+                    *(const lanes *)(ob + (tb * L - base));
+            memmove(ob, ob + (whole - base), sizeof(float) * (done - whole));
+        }
+        base = whole;
     }
 }
 
@@ -354,23 +378,20 @@ input_channel(const cxr_conv_shape *s, const float *plane, int h, int w, int m, 
 static inline __attribute__((always_inline)) void
 interleave(const float *y, size_t ys, const int m, size_t n, float *row)
 {
-    typedef int idx __attribute__((vector_size(L * sizeof(int))));
-    const idx lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23},
-              hi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     for (size_t q = 0; q < n; q += L) {
         lanes y0 = *(const lanes *)(y + q), y1 = *(const lanes *)(y + ys + q);
         lanes *r = (lanes *)(row + m * q);
         if (m == 2) {
-            r[0] = __builtin_shuffle(y0, y1, lo);
-            r[1] = __builtin_shuffle(y0, y1, hi);
+            r[0] = SHUFFLE(y0, y1, ZIP_LO);
+            r[1] = SHUFFLE(y0, y1, ZIP_HI);
         } else { /* m == 4: (y0, y2) and (y1, y3) in pairs, then the pairs interleaved */
             lanes y2 = *(const lanes *)(y + 2 * ys + q), y3 = *(const lanes *)(y + 3 * ys + q);
-            lanes a_lo = __builtin_shuffle(y0, y2, lo), a_hi = __builtin_shuffle(y0, y2, hi),
-                  b_lo = __builtin_shuffle(y1, y3, lo), b_hi = __builtin_shuffle(y1, y3, hi);
-            r[0] = __builtin_shuffle(a_lo, b_lo, lo);
-            r[1] = __builtin_shuffle(a_lo, b_lo, hi);
-            r[2] = __builtin_shuffle(a_hi, b_hi, lo);
-            r[3] = __builtin_shuffle(a_hi, b_hi, hi);
+            lanes a_lo = SHUFFLE(y0, y2, ZIP_LO), a_hi = SHUFFLE(y0, y2, ZIP_HI),
+                  b_lo = SHUFFLE(y1, y3, ZIP_LO), b_hi = SHUFFLE(y1, y3, ZIP_HI);
+            r[0] = SHUFFLE(a_lo, b_lo, ZIP_LO);
+            r[1] = SHUFFLE(a_lo, b_lo, ZIP_HI);
+            r[2] = SHUFFLE(a_hi, b_hi, ZIP_LO);
+            r[3] = SHUFFLE(a_hi, b_hi, ZIP_HI);
         }
     }
 }
