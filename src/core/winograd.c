@@ -258,7 +258,14 @@ band_tiles(int tw)
     return round_up16((size_t)tw) + 2 * L;
 }
 
-/* one part's floats: for the input transform, the padded input row, 6 split rows, 6
+/* input rows under the tiles, from the top padding on */
+static int
+split_rows(int th, int m)
+{
+    return th * m + A - m;
+}
+
+/* one part's floats: for the input transform, the padded input row, the split rows, 6
  * transformed rows and 36 bands of tiles; for the output transform, m x m x the tiles and one
  * interleaved row */
 static size_t
@@ -266,7 +273,8 @@ part_scratch_floats(const cxr_conv_shape *s, int h, int w)
 {
     int oh, ow, th, tw, m = tile_out(s->k);
     tiles_of(s, h, w, &oh, &ow, &th, &tw);
-    size_t in = (1 + 2 * A) * (size_t)m * phase_places(tw) + (size_t)A * A * band_tiles(tw);
+    size_t in = (1 + split_rows(th, m) + A) * (size_t)m * phase_places(tw) +
+                (size_t)A * A * band_tiles(tw);
     size_t out = (size_t)m * m * channel_tiles(th, tw) + (size_t)m * round_up16((size_t)tw);
     return in > out ? in : out;
 }
@@ -310,25 +318,27 @@ input_channel_m(const cxr_conv_shape *s, const float *plane, int h, int w, const
 {
     size_t kw = phase_places(tw), rl = (size_t)m * kw, tw16 = round_up16((size_t)tw);
     size_t band = band_tiles(tw), base = 0; /* out[.][0] is tile `base`, a multiple of 16 */
-    float *padded = scratch, *split = padded + rl, *tr = split + A * rl, *out = tr + A * rl;
-    for (int ty = 0; ty < th; ty++) {
-        for (int i = 0; i < A; i++) { /* split the tile row's 6 input rows */
-            int iy = ty * m - s->pad + i;
-            float *sr = split + (size_t)i * rl;
-            if (iy < 0 || iy >= h) {
-                memset(sr, 0, sizeof(float) * rl);
-                continue;
-            }
-            size_t lo = (size_t)s->pad, n = (size_t)w;
-            if (lo + n > rl)
-                n = rl - lo;
-            memset(padded, 0, sizeof(float) * lo);
-            memcpy(padded + lo, plane + (size_t)iy * w, sizeof(float) * n);
-            memset(padded + lo + n, 0, sizeof(float) * (rl - lo - n));
-            split_phases(padded, m, kw, sr);
+    int rows = split_rows(th, m); /* the rows the tiles cover, padding included */
+    float *padded = scratch, *split = padded + rl, *tr = split + rows * rl, *out = tr + A * rl;
+    for (int r = 0; r < rows; r++) { /* split every row once */
+        int iy = r - s->pad;
+        float *sr = split + (size_t)r * rl;
+        if (iy < 0 || iy >= h) {
+            memset(sr, 0, sizeof(float) * rl);
+            continue;
         }
+        size_t lo = (size_t)s->pad, n = (size_t)w;
+        if (lo + n > rl)
+            n = rl - lo;
+        memset(padded, 0, sizeof(float) * lo);
+        memcpy(padded + lo, plane + (size_t)iy * w, sizeof(float) * n);
+        memset(padded + lo + n, 0, sizeof(float) * (rl - lo - n));
+        split_phases(padded, m, kw, sr);
+    }
+    for (int ty = 0; ty < th; ty++) {
+        const float *d = split + (size_t)ty * m * rl; /* the tile row's 6 split rows */
         for (size_t x = 0; x < rl; x += L) /* vertical: tr = B^T d */
-            bt_rows(split + x, rl, tr + x, rl);
+            bt_rows(d + x, rl, tr + x, rl);
         /* horizontal: out[i][.] = tr[i][.] B; the spare lanes past the row's last tile are
          * overwritten by the next row */
         float *o = out + ((size_t)ty * tw - base);
