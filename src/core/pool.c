@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <string.h>
 
 #include "cxr_layers.h"
@@ -48,27 +49,28 @@ maxpool_separable(const float *x, int c, int h, int w, int k, int stride, int pa
             memcpy(rowmax, plane + (size_t)y0 * w, sizeof(float) * w);
             for (int yy = y0 + 1; yy < y1; yy++) {
                 const float *row = plane + (size_t)yy * w;
-                int xx = 0;
-                for (; xx + V <= w; xx += V)
-                    for (int l = 0; l < V; l++)
+                /* unsigned indices: under PostgreSQL's -fwrapv, int ones keep the loop scalar */
+                size_t xx = 0;
+                for (; xx + V <= (size_t)w; xx += V)
+                    for (size_t l = 0; l < V; l++)
                         rowmax[xx + l] = larger(row[xx + l], rowmax[xx + l]);
-                for (; xx < w; xx++)
+                for (; xx < (size_t)w; xx++)
                     rowmax[xx] = larger(row[xx], rowmax[xx]);
             }
-            int xs = 0;
-            for (; xs + V <= starts; xs += V) {
+            size_t xs = 0;
+            for (; (ptrdiff_t)(xs + V) <= starts; xs += V) {
                 float bv[V];
-                for (int l = 0; l < V; l++)
+                for (size_t l = 0; l < V; l++)
                     bv[l] = rowmax[xs + l];
-                for (int j = 1; j < k; j++)
-                    for (int l = 0; l < V; l++)
+                for (size_t j = 1; j < (size_t)k; j++)
+                    for (size_t l = 0; l < V; l++)
                         bv[l] = larger(rowmax[xs + j + l], bv[l]);
-                for (int l = 0; l < V; l++)
+                for (size_t l = 0; l < V; l++)
                     winmax[xs + l] = bv[l];
             }
-            for (; xs < starts; xs++) {
+            for (; (ptrdiff_t)xs < starts; xs++) {
                 float bv = rowmax[xs];
-                for (int j = 1; j < k; j++)
+                for (size_t j = 1; j < (size_t)k; j++)
                     bv = larger(rowmax[xs + j], bv);
                 winmax[xs] = bv;
             }
