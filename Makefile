@@ -33,6 +33,8 @@ EXTRA_CLEAN = test/bin test/fixtures test/dicom_fixtures results regression.diff
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+# the bitcode PostgreSQL's JIT may inline: clang contracts a * b + c by default too
+override BITCODE_CFLAGS += -ffp-contract=off
 
 # PGXS's implicit rules know no headers: every object depends on all of them (a struct change in
 # one would otherwise leave objects built against the old layout)
