@@ -21,7 +21,9 @@ static sgemm_fn blas_sgemm;
 static void (*blas_set_threads)(int);
 static char *(*blas_corename)(void);
 static char *(*blas_config)(void);
-static int blas_threads = 1;
+static int blas_threads = 1; /* the core's thread count (cxr_blas_set_threads) */
+static int blas_applied = 1; /* OpenBLAS's own, which can lag behind: cxr_blas_single_begin */
+static int blas_single;      /* inside cxr_blas_single_begin .. _end */
 static char blas_description[256] = "not initialised";
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static int blas_is_builtin = 1;
@@ -141,6 +143,7 @@ blas_load(void)
             blas_is_builtin = 0;
             if (blas_set_threads)
                 blas_set_threads(blas_threads);
+            blas_applied = blas_threads;
             snprintf(blas_description, sizeof blas_description,
                      "%s; core %s (%s); sgemm self-test passed",
                      blas_config ? blas_config() : "OpenBLAS",
@@ -168,6 +171,20 @@ cxr_blas_init(void)
     return blas_is_builtin;
 }
 
+/* OpenBLAS's count to n. Its new threads inherit the core's floating-point mode
+ * (cxr_fpenv.h). */
+static void
+apply_threads(int n)
+{
+    if (n == blas_applied)
+        return;
+    cxr_fp_mode fp = cxr_fp_flush_denormals();
+    if (blas_set_threads)
+        blas_set_threads(n);
+    cxr_fp_restore(fp);
+    blas_applied = n;
+}
+
 void
 cxr_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
           const float *b, int ldb, float beta, float *c, int ldc)
@@ -175,6 +192,8 @@ cxr_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const floa
     if (m <= 0 || n <= 0)
         return;
     cxr_blas_init();
+    if (!blas_single && blas_applied != blas_threads)
+        apply_threads(blas_threads);
     if (blas_sgemm)
         blas_sgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                    trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta,
@@ -190,11 +209,21 @@ cxr_blas_set_threads(int n)
         n = 1;
     cxr_blas_init();
     blas_threads = n;
-    /* a growing pool's new threads inherit the core's floating-point mode (cxr_fpenv.h) */
-    cxr_fp_mode fp = cxr_fp_flush_denormals();
-    if (blas_set_threads)
-        blas_set_threads(n);
-    cxr_fp_restore(fp);
+    apply_threads(n);
+}
+
+void
+cxr_blas_single_begin(void)
+{
+    cxr_blas_init();
+    blas_single++;
+    apply_threads(1);
+}
+
+void
+cxr_blas_single_end(void)
+{
+    blas_single--;
 }
 
 int

@@ -17,6 +17,12 @@ int cxr_blas_init(void);
 /* Number of threads BLAS may use for one call (1 inside a database backend). */
 void cxr_blas_set_threads(int n);
 int cxr_blas_get_threads(void);
+/* Between these, OpenBLAS runs every product on the thread that calls it, and the core's own
+ * threads may call it at once (cxr_conv_forward shares a layer out that way). The count stays
+ * cxr_blas_get_threads(); OpenBLAS gets it back at the next product outside, not at _end, so
+ * that layer after layer shared out costs no switching of OpenBLAS's pool. */
+void cxr_blas_single_begin(void);
+void cxr_blas_single_end(void);
 
 /* Human-readable description of the kernels in use, e.g.
  * "OpenBLAS 0.3.21 ... core SkylakeX (chosen by cxr_attn: avx512), self-test passed". */

@@ -14,5 +14,9 @@ typedef struct {
 /* Flushes denormals in this thread; returns what to restore. */
 cxr_fp_mode cxr_fp_flush_denormals(void);
 void cxr_fp_restore(cxr_fp_mode mode);
+/* This thread's mode, to hand to another thread (the thread pool: cxr_threads.h)... */
+unsigned cxr_fp_current(void);
+/* ... which sets it for a job; returns what to restore. */
+cxr_fp_mode cxr_fp_set(unsigned mode);
 
 #endif

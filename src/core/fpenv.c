@@ -19,6 +19,20 @@ cxr_fp_restore(cxr_fp_mode mode)
 {
     _mm_setcsr(mode.saved);
 }
+
+unsigned
+cxr_fp_current(void)
+{
+    return _mm_getcsr();
+}
+
+cxr_fp_mode
+cxr_fp_set(unsigned mode)
+{
+    cxr_fp_mode m = {_mm_getcsr()};
+    _mm_setcsr(mode);
+    return m;
+}
 #else
 cxr_fp_mode
 cxr_fp_flush_denormals(void)
@@ -30,5 +44,18 @@ void
 cxr_fp_restore(cxr_fp_mode mode)
 {
     (void)mode;
+}
+
+unsigned
+cxr_fp_current(void)
+{
+    return 0;
+}
+
+cxr_fp_mode
+cxr_fp_set(unsigned mode)
+{
+    (void)mode;
+    return (cxr_fp_mode){0};
 }
 #endif
