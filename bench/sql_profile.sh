@@ -13,7 +13,7 @@ data=${2:-../shared/data/cxr}
 unset OPENBLAS_CORETYPE
 source scripts/pg_throwaway.sh
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; pg_throwaway_stop' EXIT
 psql -X -q -c "CREATE EXTENSION cxr_attn"
 model_file=$work/model.safetensors
 psql -X -Atq -c "SELECT encode(cxr.cxr_model_export('default'), 'base64')" | base64 -d > "$model_file"
