@@ -149,11 +149,31 @@ worker_main(void *arg)
     return NULL;
 }
 
+/* A child of fork() has none of its parent's threads: it starts a pool of its own. */
+static void
+pool_forget_after_fork(void)
+{
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.workers = 0;
+    on_pool_worker = 0;
+}
+
+static void
+register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget_after_fork);
+}
+
 /* Starts workers 1 .. threads - 1 that do not exist yet; how many threads the pool then has,
  * the caller included. Called with pool.busy held, so no job is in flight. */
 static int
 grow_pool(int threads)
 {
+    static pthread_once_t fork_handler = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_handler, register_fork_handler);
     while (pool.workers + 1 < threads) {
         pthread_t tid;
         pool.born_gen[pool.workers + 1] = atomic_load_explicit(&pool.gen, memory_order_relaxed);

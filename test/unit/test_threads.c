@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cxr_fpenv.h"
 #include "cxr_threads.h"
@@ -153,6 +155,17 @@ main(void)
                 CHECK(atomic_load(&nr[c].runs[o][i]) == 200,
                       "caller %d, outer part %d, inner part %d: %d runs of 200", c, o, i,
                       atomic_load(&nr[c].runs[o][i]));
+    /* a child of fork() has no pool threads: it starts its own and finishes its call */
+    pid_t child = fork();
+    if (child == 0) {
+        fp_record fc;
+        alarm(10); /* a child waiting on its parent's workers would hang: fail it instead */
+        cxr_parallel_parts(4, 4, fp_part, &fc);
+        _exit(fc.product[3] > 0.0f ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child, "child forked and waited for");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "after fork the child's call runs every part");
     int lo, hi, covered = 0;
     for (int p = 0; p < 4; p++) {
         cxr_share(10, p, 4, &lo, &hi);
