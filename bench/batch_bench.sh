@@ -11,16 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-300}
 data=${2:-../shared/data/cxr}
-unset OPENBLAS_CORETYPE
-source scripts/pg_throwaway.sh
-psql -X -q -c "CREATE EXTENSION cxr_attn"
+source bench/xray_server.inc
 make -s test/bin/cxr_cli
 alexnet=$(mktemp --suffix=.safetensors)
 test/bin/cxr_cli init alexnet dot 1 "$alexnet"
 { printf "SELECT cxr.cxr_model_import('plain_alexnet', decode('"; base64 -w0 "$alexnet"; printf "', 'base64'));\n"; } |
     psql -X -q >/dev/null
 rm -f "$alexnet"
-scripts/load_cxr.sh "$data" >/dev/null
 psql -X -q -c "CREATE TABLE t AS SELECT file, image FROM cxr_data.xrays WHERE split IN ('test', 'val') ORDER BY file LIMIT $n" \
      -c "VACUUM ANALYZE t"
 

@@ -9,10 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/cxr}
-unset OPENBLAS_CORETYPE
-source scripts/pg_throwaway.sh
-psql -X -q -c "CREATE EXTENSION cxr_attn"
-scripts/load_cxr.sh "$data" >/dev/null
+source bench/xray_server.inc
 psql -X -q -c "CREATE TABLE t AS SELECT file, image FROM cxr_data.xrays WHERE split IN ('test', 'val') ORDER BY file LIMIT 1000" \
      -c "VACUUM ANALYZE t"
 echo "| rows | jit | execution ms | of which JIT ms |"

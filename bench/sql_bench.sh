@@ -8,9 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/cxr}
-unset OPENBLAS_CORETYPE
-source scripts/pg_throwaway.sh
-psql -X -q -c "CREATE EXTENSION cxr_attn"
+source bench/xray_server.inc
 model_file=$(mktemp --suffix=.safetensors)
 if [ -n "$(psql -X -Atq -c "SELECT 1 FROM cxr.current_models WHERE name = 'default'")" ]; then
     psql -X -Atq -c "SELECT encode(cxr.cxr_model_export('default'), 'base64')" | base64 -d > "$model_file"
@@ -20,7 +18,6 @@ else
     { printf "SELECT cxr.cxr_model_import('default', decode('"; base64 -w0 "$model_file"; printf "', 'base64'));\n"; } | psql -X -q >/dev/null
     which="random alexnet_attn2 (no default shipped)"
 fi
-scripts/load_cxr.sh "$data" >/dev/null
 psql -X -q -c "CREATE TABLE t AS SELECT file, image FROM cxr_data.xrays WHERE split IN ('test', 'val') ORDER BY file LIMIT 1000" \
      -c "ALTER TABLE t SET (parallel_workers = 2)" -c "VACUUM ANALYZE t"
 psql -X -Atq -c "SELECT file FROM t ORDER BY file" | sed "s|^|$data/|" > /tmp/cxr_bench_files.$$

@@ -10,14 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-600}
 data=${2:-../shared/data/cxr}
-unset OPENBLAS_CORETYPE
-source scripts/pg_throwaway.sh
+source bench/xray_server.inc
 work=$(mktemp -d)
 trap 'rm -rf "$work"; pg_throwaway_stop' EXIT
-psql -X -q -c "CREATE EXTENSION cxr_attn"
 model_file=$work/model.safetensors
 psql -X -Atq -c "SELECT encode(cxr.cxr_model_export('default'), 'base64')" | base64 -d > "$model_file"
-scripts/load_cxr.sh "$data" >/dev/null
 psql -X -q -c "CREATE TABLE t AS SELECT file, image FROM cxr_data.xrays WHERE split IN ('test', 'val') ORDER BY file LIMIT $n" \
      -c "VACUUM ANALYZE t"
 psql -X -Atq -c "SELECT file FROM t ORDER BY file" | sed "s|^|$data/|" > "$work/files"
