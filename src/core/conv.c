@@ -154,7 +154,8 @@ conv_share_part(void *ctx, int part, int on_caller)
  * (cxr_threads.h), each running OpenBLAS on one thread: by output rows where the map is wide
  * (each thread then builds its own im2col columns), else by output channels. The core's pool
  * wakes in microseconds where OpenBLAS's threads, switched on between layers, spun against
- * it. Every output gets the same products on any thread count. */
+ * it. An output is the sum of the same products on any thread count, though OpenBLAS may pick
+ * another micro-kernel, and so another rounding, for a narrower product. */
 void
 cxr_conv_forward(const cxr_conv_shape *s, const float *x, int h, int w, const float *weight,
                  const float *bias, float *y, float *col)

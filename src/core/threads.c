@@ -65,10 +65,10 @@ parts_on_new_threads(const strand *st, int threads)
 
 /* ---- the pool ----
  * A Winograd layer runs three parallel phases, and resnet50 has 13 such layers per image: a
- * thread started and joined per phase cost ~70 us, and a new thread began on a cold core. The
- * pool's workers stay; after a job each spins briefly for the next (the phases of one layer
- * follow each other at once), then sleeps on a condition variable, so that it leaves the core
- * to OpenBLAS's threads and to other processes between layers. Workers never call the host. */
+ * thread started and joined per phase cost ~70 us. The pool's workers stay; after a job each
+ * spins briefly for the next (the phases of one layer follow each other at once), then sleeps
+ * on a condition variable, so that it leaves the core to other threads and processes between
+ * layers. Workers never call the host. */
 
 #define SPIN_NS 50000L
 
@@ -84,8 +84,10 @@ static struct {
     unsigned job_fp;   /* the caller's MXCSR, so every part computes in the caller's mode */
     atomic_uint gen;   /* bumped once per job, after the job is written */
     atomic_int undone; /* workers that have not finished the current job */
-} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
-        .done = PTHREAD_COND_INITIALIZER};
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
+            .lock = PTHREAD_MUTEX_INITIALIZER,
+            .wake = PTHREAD_COND_INITIALIZER,
+            .done = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local int on_pool_worker;
 
