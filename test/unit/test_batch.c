@@ -2,10 +2,11 @@
  * (edges of its tiles, the tail of a row, a row of 9216 as alexnet's fc1), and a row's result
  * equal bit for bit whether it is computed alone or inside any batch; whole networks scored in
  * a batch equal, bit for bit, the same images scored one by one, in any order, across the
- * workspace's chunks, within the workspace bound. (Against PyTorch: test_reference's eval
- * logits go through the batch path too.) */
+ * workspace's chunks, within the workspace bound, on 1 and on 2 threads. (Against PyTorch:
+ * test_reference's eval logits go through the batch path too.) */
 #include <string.h>
 
+#include "cxr_blas.h"
 #include "cxr_layers.h"
 #include "cxr_model.h"
 #include "harness.h"
@@ -110,5 +111,12 @@ main(int argc, char **argv)
     check_network("alexnet_attn2", 299, 5);
     check_network("resnet50", 64, 3);
     check_network("random_forest", 64, 3);
+    /* on 2 threads the layers are shared out (cxr_conv_forward): alone or in a batch, an image
+     * goes through the same shares. resnet50 at 128 px has layers shared by rows and by
+     * channels. */
+    cxr_blas_set_threads(2);
+    check_network("alexnet_attn2", 299, 5);
+    check_network("resnet50", 128, 3);
+    cxr_blas_set_threads(1);
     return harness_finish("test_batch");
 }
