@@ -80,11 +80,32 @@ cnn_forward(cxr_model *m, const float *gray)
     return cxr_graph_output(m, m->infer)[0];
 }
 
+/* Weights of the fully connected layers: what a pass over several images reads once. */
+static size_t
+linear_weight_bytes(const cxr_model *m)
+{
+    const cxr_graph *g = m->graph;
+    size_t floats = 0;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].op == CXR_OP_LINEAR)
+            floats += (size_t)g->nodes[i].cout * cxr_node_floats(&g->nodes[g->nodes[i].in[0]]);
+    return floats * sizeof(float);
+}
+
+/* Below this, the fully connected layers' weights stay in cache from image to image, and a
+ * pass over many images only loses the single image's cache locality: alexnet_attn2 took 13.9
+ * ms an image in passes of 32 against 9.1 alone (bench/run.sh), so such networks take their
+ * images one at a time. */
+#define BATCH_MIN_LINEAR_BYTES ((size_t)4 << 20)
+
 /* The most images of a batch that one pass takes: at most CXR_BATCH_IMAGES, in a workspace of
- * at most CXR_BATCH_WORKSPACE_BYTES (at least one image, whatever its workspace). */
+ * at most CXR_BATCH_WORKSPACE_BYTES (at least one image, whatever its workspace); one where
+ * the fully connected layers are small. */
 static int
 batch_chunk(const cxr_model *m, int n)
 {
+    if (linear_weight_bytes(m) < BATCH_MIN_LINEAR_BYTES)
+        return 1;
     int lo = 1, hi = n < CXR_BATCH_IMAGES ? n : CXR_BATCH_IMAGES;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
