@@ -64,11 +64,11 @@ parts_on_new_threads(const strand *st, int threads)
 }
 
 /* ---- the pool ----
- * A Winograd layer runs three parallel phases, and resnet50 has 13 such layers per image: a
- * thread started and joined per phase cost ~70 us. The pool's workers stay; after a job each
- * spins briefly for the next (the phases of one layer follow each other at once), then sleeps
- * on a condition variable, so that it leaves the core to other threads and processes between
- * layers. Workers never call the host. */
+ * A Winograd layer runs three parallel phases, and resnet50 has about a dozen such layers per
+ * image: a thread started and joined per phase cost tens of microseconds. The pool's workers
+ * stay; after a job each spins briefly for the next (the phases of one layer follow each other
+ * at once), then sleeps on a condition variable, so that it leaves the core to other threads
+ * and processes between layers. Workers never call the host. */
 
 #define SPIN_NS 50000L
 
