@@ -1,4 +1,4 @@
-/* Winograd convolution (winograd.c): F(2x2, 5x5) and F(4x4, 3x3), stride 1; inference, and in
+/* Winograd convolution (winograd.c): F(4x4, 5x5) and F(4x4, 3x3), stride 1; inference, and in
  * training the forward pass and the input gradient. */
 #ifndef CXR_WINOGRAD_H
 #define CXR_WINOGRAD_H
@@ -8,11 +8,11 @@
 /* Whether a layer of shape s on an h x w input is computed this way (stride 1, 3x3 or 5x5, at
  * least 8 input channels, a map of at least 16 tiles). */
 int cxr_winograd_applies(const cxr_conv_shape *s, int h, int w);
-/* Operand layouts of the 36 products (winograd_products.c): output channels in rows of
- * CXR_WINO_ROWS, tiles in blocks of CXR_WINO_TILES. */
+/* Operand layouts of a layer's P products (winograd_products.c; P = 64 points for 5x5 kernels,
+ * 36 for 3x3): output channels in rows of CXR_WINO_ROWS, tiles in blocks of CXR_WINO_TILES. */
 #define CXR_WINO_ROWS 8
 #define CXR_WINO_TILES 16
-/* Transformed weights U[36][cout/8][cin][8] (cout rounded up to 8, zero rows) of weight
+/* Transformed weights U[P][cout/8][cin][8] (cout rounded up to 8, zero rows) of weight
  * [cout][cin][k][k]. */
 size_t cxr_winograd_weight_floats(const cxr_conv_shape *s);
 void cxr_winograd_weights(const cxr_conv_shape *s, const float *weight, float *u);
@@ -34,14 +34,15 @@ int cxr_winograd_set_training(int on);
 int cxr_winograd_in_training(void);
 const char *cxr_winograd_describe(void);
 
-/* M[xi] = U[xi] V[xi] for xi in [xi_lo, xi_hi): U[36][coutp/8][cin][8], V[36][tb_n][cin][16],
- * M[tb_n][coutp][36][16]. The path (AVX-512, AVX2+FMA, portable) is chosen from the CPU once;
+/* M[xi] = U[xi] V[xi] for xi in [xi_lo, xi_hi) of the layer's pts points:
+ * U[pts][coutp/8][cin][8], V[pts][tb_n][cin][16], M[tb_n][coutp][pts][16]. The path (AVX-512,
+ * AVX2+FMA, portable) is chosen from the CPU once;
  * CXR_WINO_PATH may name another that runs here. */
 void cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                           int coutp, int tb_n);
+                           int coutp, int tb_n, int pts);
 const char *cxr_winograd_products_describe(void);
 /* One path (cxr_kernel_path_name), for tests. */
 void cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
-                                float *M, int cin, int coutp, int tb_n);
+                                float *M, int cin, int coutp, int tb_n, int pts);
 
 #endif

@@ -1,13 +1,13 @@
-/* Winograd's products: M[xi] = U[xi] V[xi] for each of the 36 points xi of a layer, from
+/* Winograd's products: M[xi] = U[xi] V[xi] for each point xi of a layer (36 or 64), from
  * operands already in the layout this kernel reads (no packing, no copies).
  *
- * Why not sgemm: the 36 products of a layer are thin (conv3 of alexnet: 384 x 192 times 192 x 81
+ * Why not sgemm: the products of a layer are thin (conv3 of alexnet: 384 x 192 times 192 x 25
  * tiles) and OpenBLAS packs both operands again for each one; packing and the copies into its
  * layout cost as much as a third of the products themselves. Here the transforms write straight
  * into the layout the register tiles read:
  *   U[xi][cout/8][cin][8]   (rows of 8 output channels, written once per model),
  *   V[xi][tiles/16][cin][16] (blocks of 16 tiles, written by the input transform),
- *   M[tiles/16][cout][xi][16]  (the output transform reads a tile block's 36 points at once).
+ *   M[tiles/16][cout][xi][16]  (the output transform reads a tile block's points at once).
  * Every output is one sum over cin in channel order, whatever the path's register tile, the
  * thread or the batch, so a score never depends on how the work was split.
  *
@@ -43,7 +43,7 @@ typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
 #define PRODUCTS_BODY(VT, SPLAT, NV, R, NT)                                                               \
     const int VW = TILES / NV;                                                                     \
     int ob_n = coutp / ROWS;                                                                       \
-    size_t vstride = (size_t)cin * TILES, mrow = (size_t)36 * TILES, mstride = coutp * mrow;        \
+    size_t vstride = (size_t)cin * TILES, mrow = (size_t)pts * TILES, mstride = coutp * mrow;        \
     for (int xi = xi_lo; xi < xi_hi; xi++) {                                                       \
         const float *Ux = U + (size_t)xi * coutp * cin;                                            \
         const float *Vx = V + (size_t)xi * tb_n * vstride;                                         \
@@ -86,7 +86,7 @@ typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
     }
 
 typedef void (*products_fn)(int xi_lo, int xi_hi, const float *U, const float *V, float *M,
-                            int cin, int coutp, int tb_n);
+                            int cin, int coutp, int tb_n, int pts);
 
 /* Portable C: no fused multiply-add, whatever the compiler's default contraction. */
 #ifndef __clang__
@@ -95,7 +95,7 @@ typedef void (*products_fn)(int xi_lo, int xi_hi, const float *U, const float *V
 #endif
 static void
 products_portable(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                  int coutp, int tb_n)
+                  int coutp, int tb_n, int pts)
 {
 #ifdef __clang__
 #pragma clang fp contract(off)
@@ -110,7 +110,7 @@ products_portable(int xi_lo, int xi_hi, const float *U, const float *V, float *M
 /* 4 channels x 16 tiles: 8 accumulators of 16 registers, 2 loads and 4 broadcasts per 8 FMAs */
 __attribute__((target("avx2,fma"), CXR_FUSED)) static void
 products_avx2(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin, int coutp,
-              int tb_n)
+              int tb_n, int pts)
 {
     PRODUCTS_BODY(v8, SPLAT8, 2, 4, 1)
 }
@@ -118,7 +118,7 @@ products_avx2(int xi_lo, int xi_hi, const float *U, const float *V, float *M, in
 /* 8 channels x 32 tiles: 16 accumulators of 32 registers, 2 loads and 8 broadcasts per 16 FMAs */
 __attribute__((target("avx512f,fma"), CXR_FUSED)) static void
 products_avx512(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                int coutp, int tb_n)
+                int coutp, int tb_n, int pts)
 {
     PRODUCTS_BODY(v16, SPLAT16, 1, 8, 2)
 }
@@ -140,13 +140,13 @@ self_test(int path)
 {
     products_fn fn = path_fn[path];
     enum { XI = 2, CIN = 13, COUTP = 2 * ROWS, TB = 3 };
-    static float U[XI * COUTP * CIN], V[XI * TB * CIN * TILES], M[TB * COUTP * 36 * TILES];
+    static float U[XI * COUTP * CIN], V[XI * TB * CIN * TILES], M[TB * COUTP * XI * TILES];
     for (int i = 0; i < XI * COUTP * CIN; i++)
         U[i] = (float)((i * 104729 % 197) - 98) / 98.0f;
     for (int i = 0; i < XI * TB * CIN * TILES; i++)
         V[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
     memset(M, 0xff, sizeof M); /* NaNs: every output must be written */
-    fn(0, XI, U, V, M, CIN, COUTP, TB);
+    fn(0, XI, U, V, M, CIN, COUTP, TB, XI);
     for (int xi = 0; xi < XI; xi++)
         for (int tb = 0; tb < TB; tb++)
             for (int o = 0; o < COUTP; o++)
@@ -159,7 +159,7 @@ self_test(int path)
                         s += p;
                         mag += fabs(p);
                     }
-                    float got = M[((tb * COUTP + o) * 36 + xi) * TILES + l];
+                    float got = M[((tb * COUTP + o) * XI + xi) * TILES + l];
                     if (!(fabs(got - s) <= 1e-6 * mag + 1e-30))
                         return 0;
                 }
@@ -176,14 +176,14 @@ cxr_winograd_products_describe(void)
 
 void
 cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
-                           float *M, int cin, int coutp, int tb_n)
+                           float *M, int cin, int coutp, int tb_n, int pts)
 {
-    path_fn[path](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n);
+    path_fn[path](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, pts);
 }
 
 void
 cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                      int coutp, int tb_n)
+                      int coutp, int tb_n, int pts)
 {
-    path_fn[cxr_kernel_chosen(&choice)](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n);
+    path_fn[cxr_kernel_chosen(&choice)](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, pts);
 }
