@@ -105,15 +105,16 @@ void cxr_model_unprepare(cxr_model *m);
 /* Bytes cxr_model_prepare_inference adds. */
 size_t cxr_model_prepared_bytes(const cxr_model *m);
 
-/* Batch inference: logits[i] for n images, bit for bit the single-image ones. A network runs
- * up to CXR_BATCH_IMAGES images through each layer at once (its fully connected layers then
- * read their weights once per batch), in a workspace of at most CXR_BATCH_WORKSPACE_BYTES
- * allocated for the call. Returns 0, -1 when interrupted (the logits not computed are NAN), or
+/* Batch inference: logits[i] for n images, bit for bit the single-image ones. A network with
+ * large fully connected layers runs up to CXR_BATCH_IMAGES images through each layer at once
+ * (those layers then read their weights once per batch), in a workspace of at most
+ * CXR_BATCH_WORKSPACE_BYTES allocated for the call; others take the images one at a time in the
+ * model's own workspace. Returns 0, -1 when interrupted (the logits not computed are NAN), or
  * -2 when that workspace could not be allocated. */
 #define CXR_BATCH_IMAGES 64
 #define CXR_BATCH_WORKSPACE_BYTES ((size_t)64 << 20)
 int cxr_model_forward_batch(cxr_model *m, const float *images, int n, float *logits);
-/* What cxr_model_forward_batch allocates for n images (at most the bound above). */
+/* What cxr_model_forward_batch allocates for n images (at most the bound above; 0 one at a time). */
 size_t cxr_model_batch_bytes(const cxr_model *m, int n);
 
 /* ---- models fitted in one pass (a random forest) ---- */

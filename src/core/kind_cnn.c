@@ -117,17 +117,20 @@ batch_chunk(const cxr_model *m, int n)
     return lo;
 }
 
+/* One image at a time runs in the model's own single-image workspace (m->infer, as
+ * cnn_forward does), which costs nothing more. */
 static size_t
 cnn_batch_bytes(const cxr_model *m, int n)
 {
-    return cxr_acts_bytes(m, batch_chunk(m, n), 0);
+    int chunk = batch_chunk(m, n);
+    return chunk == 1 ? 0 : cxr_acts_bytes(m, chunk, 0);
 }
 
 static int
 cnn_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
 {
     int chunk = batch_chunk(m, n);
-    cxr_acts *a = cxr_acts_create(m, chunk, 0);
+    cxr_acts *a = chunk == 1 ? m->infer : cxr_acts_create(m, chunk, 0);
     if (!a)
         return -2;
     size_t img = (size_t)m->input_size * m->input_size;
@@ -138,7 +141,8 @@ cnn_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
         if (!rc)
             memcpy(logits + i, cxr_graph_output(m, a), sizeof(float) * c);
     }
-    cxr_acts_free(a);
+    if (a != m->infer)
+        cxr_acts_free(a);
     return rc;
 }
 
