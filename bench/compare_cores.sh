@@ -2,7 +2,8 @@
 # The current core against an earlier commit's, on the shipped model and the shared X-rays:
 # the largest difference in probability and in attention maps (layers 3 and 4), image by image.
 # Builds the earlier commit's cxr_cli in a temporary worktree. With SPEED=1 also runs both cores'
-# bench_core (bench/run.sh's C side) on the AlexNet family, one after the other.
+# bench_core (bench/run.sh's C side) on the AlexNet family, one after the other
+# (SPEED_NETS="resnet50" SPEED_ROUNDS=2: other networks, in turn more than once).
 #
 #   bench/compare_cores.sh [REV] [N]     default: HEAD (the last commit), the first N=200 test
 #                                        X-rays of the manifest (682: all of them)
@@ -41,17 +42,21 @@ print(f"{n} X-rays, shipped model, core of {rev} vs this tree: max |probability 
       f"max |difference| {dm:.3g}")
 PY
 
-# SPEED=1: the two cores' bench_core on the AlexNet family, back to back on this machine
+# SPEED=1: the two cores' bench_core on the AlexNet family (or SPEED_NETS), back to back on this
+# machine, SPEED_ROUNDS times (default 1) in turn; BENCH_NO_TRAIN=1 leaves training out
 if [ "${SPEED:-0}" = 1 ]; then
     for tree in "$tmp/old" .; do
         gcc -std=c11 -D_GNU_SOURCE -O2 -I"$tree/src/core" -o "$tmp/bench_$(basename "$tree")" \
             "$tree/bench/bench_core.c" "$tree"/src/core/*.c -I/usr/include/openjpeg-2.5 -lpng -ljpeg -lopenjp2 -lz -ldl -lm -lpthread
     done
     for t in 1 2; do
+        for round in $(seq "${SPEED_ROUNDS:-1}"); do
         for side in old .; do
             label=$([ "$side" = old ] && echo "$rev" || echo "this tree")
-            "$tmp/bench_$(basename "$side")" "$t" alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3 |
+            # shellcheck disable=SC2086
+            "$tmp/bench_$(basename "$side")" "$t" ${SPEED_NETS:-alexnet alexnet_attn1 alexnet_attn2 alexnet_attn3} |
                 awk -v l="$label" -v t="$t" '$1 == "C" && ($3 == "single_ms" || $3 == "batch32_img_s" || $3 == "train64_img_s" || $3 == "train_img_s") {print "threads " t ", " l ": " $2 " " $3 " " $4}'
+        done
         done
     done
 fi

@@ -5,6 +5,7 @@
 # (make install), test/bin/cxr_cli (make test/bin/cxr_cli), and ../shared/data/cxr.
 #
 #   bench/sql_bench.sh [DATA_DIR]       (starts its own throwaway PostgreSQL)
+#   CXR_BENCH_ISA=avx2 bench/sql_bench.sh   (both sides on AVX2 kernels: bench/xray_server.inc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/cxr}
@@ -58,7 +59,7 @@ torch_ms=$( (for r in 1 2 3; do BENCH_NO_TRAIN=1 /usr/bin/python3 bench/bench_to
 rm -f /tmp/cxr_bench_files.$$ "$model_file"
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)
 cat <<MD
-CPU: $cpu, $(nproc) cores; model: $which; $n real X-rays (256x256 PNG, resized to 299x299)
+CPU: $cpu, $(nproc) cores; model: $which; $n real X-rays (256x256 PNG, resized to 299x299)${CXR_BENCH_ISA:+; both sides held to $CXR_BENCH_ISA (CXR_BENCH_ISA, bench/xray_server.inc)}
 $(psql -X -Atq -c "SELECT cxr.cxr_kernels()")
 
 | path | wall ms (best of 3) | rows/s | SQL overhead |

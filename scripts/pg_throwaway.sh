@@ -11,8 +11,9 @@ run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; f
 [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
 export PGHOST=$pg_dir PGPORT=${CXR_PG_PORT:-54329} PGUSER=postgres PGDATABASE=postgres
 run_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
-# OPENBLAS_CORETYPE is dropped so the server shows what a stock machine gets
-run_pg env -u OPENBLAS_CORETYPE "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+# OPENBLAS_CORETYPE is dropped so the server shows what a stock machine gets, unless
+# CXR_PG_OPENBLAS_CORETYPE names one for it (bench/xray_server.inc)
+run_pg env -u OPENBLAS_CORETYPE ${CXR_PG_OPENBLAS_CORETYPE:+OPENBLAS_CORETYPE=$CXR_PG_OPENBLAS_CORETYPE} "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-p $PGPORT -k $pg_dir -c listen_addresses='' -c max_parallel_workers_per_gather=2" start >/dev/null
 pg_throwaway_stop() {
     run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
