@@ -4,7 +4,8 @@
  * cblas_sgemm on square matrices. Prints one "C ..." line per measurement for bench/run.sh.
  *
  *   bench/bin/bench_core THREADS [networks...]
- *   BENCH_GFLOPS_ONLY=1 CXR_WINO_PATH=avx2 bench/bin/bench_core 1    (the conv rate on one path) */
+ *   BENCH_GFLOPS_ONLY=1 CXR_WINO_PATH=avx2 bench/bin/bench_core 1    (the conv rate on one path)
+ *   BENCH_SINGLE_ONLY=1 bench/bin/bench_core 1 resnet50    (the 1-image latency alone) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,11 @@ bench_network(const char *arch, int do_train)
     }
     qsort(t, 25, sizeof t[0], cmp_double);
     printf("C %s single_ms %.3f\n", arch, t[12]);
+    if (getenv("BENCH_SINGLE_ONLY")) {
+        free(x);
+        cxr_model_free(m);
+        return;
+    }
 
     double t0 = now();
     int reps = 2;
@@ -213,6 +219,7 @@ main(int argc, char **argv)
         for (int i = 0; i < 5; i++)
             bench_network(nets[i], train);
     }
-    bench_gflops();
+    if (!getenv("BENCH_SINGLE_ONLY"))
+        bench_gflops();
     return 0;
 }

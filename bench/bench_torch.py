@@ -28,6 +28,8 @@ def bench(arch, train=True):
             net(x[r % 8:r % 8 + 1])
             times.append((time.perf_counter() - t0) * 1e3)
         print(f"T {arch} single_ms {statistics.median(times):.3f}")
+        if os.environ.get("BENCH_SINGLE_ONLY") is not None:
+            return
         t0 = time.perf_counter()
         reps = 2
         for _ in range(reps):
