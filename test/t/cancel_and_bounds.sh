@@ -102,14 +102,15 @@ ms=$1; shift
 grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
 ok $? "scoring a 3000 x 3000 JPEG 2000 DICOM returns ${ms} ms after pg_cancel_backend ($*)"
 
-# batch scoring: 64 images go through each layer together, and every layer polls per image;
+# batch scoring: 64 images go through each layer together, and every layer polls per image
+# (8,000 rows, so that the statement outlasts the wait however fast scoring becomes);
 # cancelled mid-query, or stopped by statement_timeout
-set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 200) WHERE id < 4', batch_size => 64)" \
+set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 2000) WHERE id < 4', batch_size => 64)" \
                       2 "SELECT 1" cancel)
 ms=$1; shift
 grep -q "canceling statement due to user request" <<< "$*" && [ "$ms" -lt 1000 ]
 ok $? "covid_predict_batch at batch 64 returns ${ms} ms after pg_cancel_backend ($*)"
-set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 200) WHERE id < 4', batch_size => 64)" \
+set -- $(cancel_after "SELECT count(*) FROM cxr.covid_predict_batch('SELECT id, image FROM imgs, generate_series(1, 2000) WHERE id < 4', batch_size => 64)" \
                       0 "SET statement_timeout = '2s'" timeout)
 ms=$1; shift
 grep -q "statement timeout" <<< "$*" && [ "$ms" -lt 3000 ]

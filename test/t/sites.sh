@@ -94,7 +94,7 @@ sites=$(q -c "SELECT coalesce(site, 'pooled'), n, accuracy, sensitivity, specifi
 ok $? "cxr_evaluate_sites, started on every site through dblink, gives the same figures"
 t0=$(date +%s%N)
 err=$(q -c "SET statement_timeout = '1s'" -c "SELECT count(*) FROM cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
-                                                   'SELECT image, label FROM xrays, generate_series(1, 20)')" 2>&1)
+                                                   'SELECT image, label FROM xrays, generate_series(1, 20) WHERE pg_sleep(0.01) IS NOT NULL')" 2>&1)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 sleep 1
 busy=$(for i in 1 2 3; do site_q $i -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%covid_predict(q.image%' AND pid <> pg_backend_pid()"; done | paste -sd+)
@@ -195,7 +195,8 @@ grep -v '^[a-z0-9/_.-]*|' "$sites_dir/killed.out" | sed 's/^/# /'
     grep -q '^CONTEXT:  remote SQL command: SELECT .* FROM site2\.xray_scores' "$sites_dir/killed.out"
 ok $? "a site killed mid-scan ends the postgres_fdw query with an ERROR whose context names it (its schema)"
 start_site 2
-# the dblink functions: site2 killed 2 s into the query, the ERROR names it
+# the dblink functions: site2 killed 2 s into the query, the ERROR names it. Each site's query
+# sleeps 50 ms a row (120 rows: 6 s), so it is still running at 2 s however fast scoring is.
 killed_mid_query() {  # FUNCTION QUERY
     q -c "SET client_min_messages = warning" -c "SELECT count(*) FROM $2" > "$sites_dir/killed.out" 2>&1 &
     local query=$!
@@ -209,9 +210,9 @@ killed_mid_query() {  # FUNCTION QUERY
     start_site 2
 }
 killed_mid_query cxr_evaluate_sites "cxr.cxr_evaluate_sites('net', ARRAY['site1', 'site2', 'site3'],
-                                     'SELECT image, label FROM xrays, generate_series(1, 4)')"
+                                     'SELECT image, label FROM xrays, generate_series(1, 4) WHERE pg_sleep(0.05) IS NOT NULL')"
 killed_mid_query cxr_score_sites "cxr.cxr_score_sites('net', ARRAY['site1', 'site2', 'site3'],
-                                  'SELECT file, image FROM xrays, generate_series(1, 4)', fetch_size => 5)"
+                                  'SELECT file, image FROM xrays, generate_series(1, 4) WHERE pg_sleep(0.05) IS NOT NULL', fetch_size => 5)"
 # and the coordinator goes on once the site is back
 q -c "SELECT count(*) FROM across" >/dev/null
 ok $([ "$(q -c "SELECT count(probability) FROM all_scores WHERE model = $net")" = "$n" ]; echo $?) \
