@@ -86,10 +86,12 @@ check-core: $(UNIT_TESTS) test/fixtures/.done test/dicom_fixtures/.done
 	@set -e; for p in $$(test/bin/test_batch paths); do \
 		echo "== test/bin/test_reference, inference on dot path $$p"; \
 		CXR_DOT_PATH=$$p CXR_REFERENCE_INFERENCE_ONLY=1 CXR_FIXTURES=test/fixtures test/bin/test_reference; done
-	@# and on every path of the Winograd products and the one-channel convolution
+	@# and on every path of the Winograd products (pointwise layers too) and the one-channel
+	@# convolution
 	@set -e; for p in $$(test/bin/test_winograd paths); do \
-		echo "== test/bin/test_winograd and test_reference inference, convolution kernels' path $$p"; \
+		echo "== test/bin/test_winograd, test_pointwise and test_reference inference, convolution kernels' path $$p"; \
 		CXR_WINO_PATH=$$p test/bin/test_winograd; \
+		CXR_WINO_PATH=$$p test/bin/test_pointwise; \
 		CXR_WINO_PATH=$$p CXR_CONV_GRAY_PATH=$$p CXR_REFERENCE_INFERENCE_ONLY=1 \
 			CXR_FIXTURES=test/fixtures test/bin/test_reference; done
 

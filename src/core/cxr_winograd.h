@@ -41,6 +41,18 @@ const char *cxr_winograd_describe(void);
 void cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
                            int coutp, int tb_n, int pts);
 const char *cxr_winograd_products_describe(void);
+/* The same register tiles over operands laid out otherwise, for one point: V's block of 16
+ * columns tb, row c at V + tb v_block + c v_chan; M's block tb, row o at M + tb m_block +
+ * o m_row (pointwise.c reads an input map in place and writes the output map). The Winograd
+ * layout above, point xi at V + xi v_point and M + xi m_point, is cxr_winograd_layout's. */
+typedef struct {
+    size_t v_point, v_block, v_chan, m_point, m_block, m_row;
+} cxr_products_layout;
+cxr_products_layout cxr_winograd_layout(int cin, int coutp, int tb_n, int pts);
+void cxr_products_strided(const float *U, const float *V, float *M, int cin, int coutp, int tb_n,
+                          const cxr_products_layout *lay);
+void cxr_products_strided_path(int path, const float *U, const float *V, float *M, int cin,
+                               int coutp, int tb_n, const cxr_products_layout *lay);
 /* One path (cxr_kernel_path_name), for tests. */
 void cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
                                 float *M, int cin, int coutp, int tb_n, int pts);

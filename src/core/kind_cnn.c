@@ -7,6 +7,7 @@
 
 #include "cxr_graph.h"
 #include "cxr_kind.h"
+#include "cxr_pointwise.h"
 #include "cxr_winograd.h"
 
 static int
@@ -159,11 +160,12 @@ winograd_layout(cxr_model *m, int assign)
             continue;
         const cxr_node *x = &m->graph->nodes[nd->in[0]];
         cxr_conv_shape s = {x->c, nd->cout, nd->k, nd->stride, nd->pad};
-        if (!cxr_winograd_applies(&s, x->h, x->w))
+        int pointwise = cxr_pointwise_applies(&s, x->h, x->w);
+        if (!pointwise && !cxr_winograd_applies(&s, x->h, x->w))
             continue;
         if (assign)
             nd->wino = (long)total;
-        total += cxr_winograd_weight_floats(&s);
+        total += pointwise ? cxr_pointwise_weight_floats(&s) : cxr_winograd_weight_floats(&s);
     }
     return total;
 }
@@ -210,7 +212,10 @@ cnn_prepare(cxr_model *m)
             continue;
         const cxr_node *x = &m->graph->nodes[nd->in[0]];
         cxr_conv_shape s = {x->c, nd->cout, nd->k, nd->stride, nd->pad};
-        cxr_winograd_weights(&s, cxr_param(m, nd->t_weight), m->wino + nd->wino);
+        if (cxr_pointwise_applies(&s, x->h, x->w))
+            cxr_pointwise_weights(&s, cxr_param(m, nd->t_weight), m->wino + nd->wino);
+        else
+            cxr_winograd_weights(&s, cxr_param(m, nd->t_weight), m->wino + nd->wino);
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "cxr_blas.h"
 #include "cxr_graph.h"
 #include "cxr_interrupt.h"
+#include "cxr_pointwise.h"
 #include "cxr_threads.h"
 #include "cxr_winograd.h"
 
@@ -217,6 +218,10 @@ conv_col(const cxr_graph *g, const cxr_node *nd, int training)
         size_t wino = cxr_winograd_scratch_floats(&s, x->h, x->w);
         col = wino > col ? wino : col;
     }
+    if (!training && !nd->folded && cxr_pointwise_applies(&s, x->h, x->w)) {
+        size_t pw = cxr_pointwise_scratch_floats(&s, x->h, x->w);
+        col = pw > col ? pw : col;
+    }
     if (!training && cxr_conv_gray_applies(&s, x->h, x->w)) { /* one input channel */
         size_t gray = cxr_conv_gray_scratch_floats(&s, x->h, x->w);
         col = gray > col ? gray : col;
@@ -302,7 +307,9 @@ conv_forward(cxr_model *m, const cxr_node *nd, cxr_acts *a, uint64_t seed)
         CXR_STOP_IF_INTERRUPTED();
         const float *xin = a->out[nd->in[0]] + b * in_f;
         float *y = out + b * out_f;
-        if (u)
+        if (u && s.k == 1)
+            cxr_pointwise_forward(&s, xin, x->h, x->w, u, cxr_param(m, nd->t_bias), y, a->col);
+        else if (u)
             cxr_winograd_forward(&s, xin, x->h, x->w, u, cxr_param(m, nd->t_bias), y, a->col);
         else if (!a->training && cxr_conv_gray_applies(&s, x->h, x->w))
             cxr_conv_gray_forward(&s, xin, x->h, x->w, w, cxr_param(m, nd->t_bias), y, a->col);

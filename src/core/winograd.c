@@ -602,7 +602,8 @@ decide(void)
     enabled = self_test();
     snprintf(description, sizeof description,
              enabled ? "convolution: Winograd F(4x4,5x5) and F(4x4,3x3) for stride-1 layers "
-                       "(self-test passed; %s), im2col + sgemm for the others"
+                       "(self-test passed; %s), 1x1 stride-1 layers on the same products, "
+                       "im2col + sgemm for the others"
                      : "convolution: im2col + sgemm (Winograd failed its self-test; %s)",
              cxr_winograd_products_describe());
 }

@@ -47,11 +47,11 @@ typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
 #define PRODUCTS_BODY(VT, SPLAT, NV, R, NT)                                                               \
     const int VW = TILES / NV;                                                                     \
     int ob_n = coutp / ROWS;                                                                       \
-    size_t vstride = (size_t)cin * TILES, mrow = (size_t)pts * TILES, mstride = coutp * mrow;        \
+    size_t vstride = lay->v_block, vchan = lay->v_chan, mrow = lay->m_row, mstride = lay->m_block; \
     for (int xi = xi_lo; xi < xi_hi; xi++) {                                                       \
         const float *Ux = U + (size_t)xi * coutp * cin;                                            \
-        const float *Vx = V + (size_t)xi * tb_n * vstride;                                         \
-        float *Mx = M + (size_t)xi * TILES;                                                        \
+        const float *Vx = V + (size_t)xi * lay->v_point;                                           \
+        float *Mx = M + (size_t)xi * lay->m_point;                                                 \
         for (int tb = 0; tb < tb_n; tb += NT) {                                                    \
             int nt = tb_n - tb < NT ? tb_n - tb : NT;                                              \
             const float *vb[NT];                                                                   \
@@ -70,7 +70,7 @@ typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
                         VT vv[NT][NV];                                                             \
                         UNROLL for (int t = 0; t < NT; t++)                                        \
                             UNROLL for (int h = 0; h < NV; h++)                                    \
-                                __builtin_memcpy(&vv[t][h], vb[t] + (size_t)c * TILES + h * VW,    \
+                                __builtin_memcpy(&vv[t][h], vb[t] + (size_t)c * vchan + h * VW,    \
                                                  sizeof(VT));                                      \
                         UNROLL for (int r = 0; r < R; r++) {                                       \
                             float u1 = ub[(size_t)c * ROWS + r];                                   \
@@ -91,7 +91,7 @@ typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
     }
 
 typedef void (*products_fn)(int xi_lo, int xi_hi, const float *U, const float *V, float *M,
-                            int cin, int coutp, int tb_n, int pts);
+                            int cin, int coutp, int tb_n, const cxr_products_layout *lay);
 
 /* Portable C: no fused multiply-add, whatever the compiler's default contraction. */
 #ifndef __clang__
@@ -100,7 +100,7 @@ typedef void (*products_fn)(int xi_lo, int xi_hi, const float *U, const float *V
 #endif
 static void
 products_portable(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                  int coutp, int tb_n, int pts)
+                  int coutp, int tb_n, const cxr_products_layout *lay)
 {
 #ifdef __clang__
 #pragma clang fp contract(off)
@@ -115,7 +115,7 @@ products_portable(int xi_lo, int xi_hi, const float *U, const float *V, float *M
 /* 4 channels x 16 tiles: 8 accumulators of 16 registers, 2 loads and 4 broadcasts per 8 FMAs */
 __attribute__((target("avx2,fma"), CXR_FUSED)) static void
 products_avx2(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin, int coutp,
-              int tb_n, int pts)
+              int tb_n, const cxr_products_layout *lay)
 {
     PRODUCTS_BODY(v8, SPLAT8, 2, 4, 1)
 }
@@ -123,7 +123,7 @@ products_avx2(int xi_lo, int xi_hi, const float *U, const float *V, float *M, in
 /* 8 channels x 32 tiles: 16 accumulators of 32 registers, 2 loads and 8 broadcasts per 16 FMAs */
 __attribute__((target("avx512f,fma"), CXR_FUSED)) static void
 products_avx512(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
-                int coutp, int tb_n, int pts)
+                int coutp, int tb_n, const cxr_products_layout *lay)
 {
     PRODUCTS_BODY(v16, SPLAT16, 1, 8, 2)
 }
@@ -151,7 +151,8 @@ self_test(int path)
     for (int i = 0; i < XI * TB * CIN * TILES; i++)
         V[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
     memset(M, 0xff, sizeof M); /* NaNs: every output must be written */
-    fn(0, XI, U, V, M, CIN, COUTP, TB, XI);
+    cxr_products_layout lay = cxr_winograd_layout(CIN, COUTP, TB, XI);
+    fn(0, XI, U, V, M, CIN, COUTP, TB, &lay);
     for (int xi = 0; xi < XI; xi++)
         for (int tb = 0; tb < TB; tb++)
             for (int o = 0; o < COUTP; o++)
@@ -179,16 +180,40 @@ cxr_winograd_products_describe(void)
     return cxr_kernel_choice_describe(&choice);
 }
 
+cxr_products_layout
+cxr_winograd_layout(int cin, int coutp, int tb_n, int pts)
+{
+    size_t v_block = (size_t)cin * TILES, m_row = (size_t)pts * TILES;
+    return (cxr_products_layout){(size_t)tb_n * v_block, v_block, TILES, TILES, coutp * m_row,
+                                 m_row};
+}
+
 void
 cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
                            float *M, int cin, int coutp, int tb_n, int pts)
 {
-    path_fn[path](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, pts);
+    cxr_products_layout lay = cxr_winograd_layout(cin, coutp, tb_n, pts);
+    path_fn[path](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, &lay);
 }
 
 void
 cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, float *M, int cin,
                       int coutp, int tb_n, int pts)
 {
-    path_fn[cxr_kernel_chosen(&choice)](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, pts);
+    cxr_products_layout lay = cxr_winograd_layout(cin, coutp, tb_n, pts);
+    path_fn[cxr_kernel_chosen(&choice)](xi_lo, xi_hi, U, V, M, cin, coutp, tb_n, &lay);
+}
+
+void
+cxr_products_strided_path(int path, const float *U, const float *V, float *M, int cin, int coutp,
+                          int tb_n, const cxr_products_layout *lay)
+{
+    path_fn[path](0, 1, U, V, M, cin, coutp, tb_n, lay);
+}
+
+void
+cxr_products_strided(const float *U, const float *V, float *M, int cin, int coutp, int tb_n,
+                     const cxr_products_layout *lay)
+{
+    path_fn[cxr_kernel_chosen(&choice)](0, 1, U, V, M, cin, coutp, tb_n, lay);
 }
