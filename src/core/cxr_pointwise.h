@@ -5,9 +5,9 @@
 #include "cxr_layers.h"
 
 /* Whether a layer of shape s on an h x w input is computed this way (1x1, stride 1, no padding,
- * at least 8 input and output channels, at least 16 positions). */
+ * at least 8 input channels, output channels in whole rows of 8, at least 16 positions). */
 int cxr_pointwise_applies(const cxr_conv_shape *s, int h, int w);
-/* Laid-out weights U[cout/8][cin][8] (cout rounded up to 8, zero rows) of weight [cout][cin]. */
+/* Laid-out weights U[cout/8][cin][8] of weight [cout][cin]. */
 size_t cxr_pointwise_weight_floats(const cxr_conv_shape *s);
 void cxr_pointwise_weights(const cxr_conv_shape *s, const float *weight, float *u);
 /* Scratch for one image. */
