@@ -51,8 +51,6 @@ typedef struct {
 cxr_products_layout cxr_winograd_layout(int cin, int coutp, int tb_n, int pts);
 void cxr_products_strided(const float *U, const float *V, float *M, int cin, int coutp, int tb_n,
                           const cxr_products_layout *lay);
-void cxr_products_strided_path(int path, const float *U, const float *V, float *M, int cin,
-                               int coutp, int tb_n, const cxr_products_layout *lay);
 /* One path (cxr_kernel_path_name), for tests. */
 void cxr_winograd_products_path(int path, int xi_lo, int xi_hi, const float *U, const float *V,
                                 float *M, int cin, int coutp, int tb_n, int pts);

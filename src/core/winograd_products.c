@@ -205,13 +205,6 @@ cxr_winograd_products(int xi_lo, int xi_hi, const float *U, const float *V, floa
 }
 
 void
-cxr_products_strided_path(int path, const float *U, const float *V, float *M, int cin, int coutp,
-                          int tb_n, const cxr_products_layout *lay)
-{
-    path_fn[path](0, 1, U, V, M, cin, coutp, tb_n, lay);
-}
-
-void
 cxr_products_strided(const float *U, const float *V, float *M, int cin, int coutp, int tb_n,
                      const cxr_products_layout *lay)
 {
