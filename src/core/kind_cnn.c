@@ -147,7 +147,8 @@ cnn_forward_batch(cxr_model *m, const float *gray, int n, float *logits)
     return rc;
 }
 
-/* The convolutions a prepared model runs the Winograd way, and their weights' floats. */
+/* The convolutions a prepared model runs from laid-out weights (Winograd, or 1x1 on the same
+ * products: pointwise.c), and those weights' floats. */
 static size_t
 winograd_layout(cxr_model *m, int assign)
 {

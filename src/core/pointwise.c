@@ -10,6 +10,8 @@
  * thread count. */
 #include "cxr_pointwise.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "cxr_blas.h"
@@ -20,12 +22,17 @@
 #define TILES CXR_WINO_TILES
 #define MAX_PARTS 16 /* a layer's most threads */
 
+static int works = -1; /* the self-test's verdict */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static void self_test(void);
+
 int
 cxr_pointwise_applies(const cxr_conv_shape *s, int h, int w)
 {
+    pthread_once(&once, self_test);
     /* the products write whole rows of 8 output channels into the map; below a block of 16
      * positions the product is too thin to pay */
-    return s->k == 1 && s->stride == 1 && s->pad == 0 && s->cin >= ROWS && s->cout % ROWS == 0 &&
+    return works && s->k == 1 && s->stride == 1 && s->pad == 0 && s->cin >= ROWS && s->cout % ROWS == 0 &&
            s->cout > 0 && (long)h * w >= TILES;
 }
 
@@ -121,4 +128,44 @@ cxr_pointwise_forward(const cxr_conv_shape *s, const float *x, int h, int w, con
         int parts = j.phase == 1 && j.units < j.parts ? j.units : j.parts;
         cxr_parallel_parts(parts, parts, run_part, &j);
     }
+}
+
+/* Checked once before first use against a double-precision product, as the kernels are: a 7x7
+ * map (a block pair read in place, a pair copied), with a bias. */
+static void
+self_test(void)
+{
+    enum { CIN = 13, COUT = 16, N = 49 };
+    cxr_conv_shape s = {CIN, COUT, 1, 1, 0};
+    static float x[CIN * N], w[COUT * CIN], u[COUT * CIN], b[COUT], y[COUT * N];
+    static float scratch[2 * TILES * (CIN + COUT)];
+    for (int i = 0; i < CIN * N; i++)
+        x[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
+    for (int i = 0; i < COUT * CIN; i++)
+        w[i] = (float)((i * 104729 % 197) - 98) / 98.0f;
+    for (int o = 0; o < COUT; o++)
+        b[o] = (float)(o - 7) / 8.0f;
+    cxr_pointwise_weights(&s, w, u);
+    cxr_pointwise_forward(&s, x, 7, 7, u, b, y, scratch);
+    int ok = 1;
+    for (int o = 0; o < COUT; o++)
+        for (int i = 0; i < N; i++) {
+            double acc = b[o], mag = fabs(b[o]);
+            for (int c = 0; c < CIN; c++) {
+                double p = (double)w[o * CIN + c] * x[c * N + i];
+                acc += p;
+                mag += fabs(p);
+            }
+            if (!(fabs(y[o * N + i] - acc) <= 1e-6 * mag + 1e-30))
+                ok = 0;
+        }
+    works = ok;
+}
+
+const char *
+cxr_pointwise_describe(void)
+{
+    pthread_once(&once, self_test);
+    return works ? "1x1 stride-1 layers on the same products (self-test passed)"
+                 : "1x1 layers on im2col + sgemm (their self-test failed)";
 }

@@ -25,6 +25,7 @@
 
 #include "cxr_blas.h"
 #include "cxr_layers.h"
+#include "cxr_pointwise.h"
 #include "cxr_threads.h"
 
 #define MO 4 /* outputs per tile side, for both kernel sizes */
@@ -602,10 +603,9 @@ decide(void)
     enabled = self_test();
     snprintf(description, sizeof description,
              enabled ? "convolution: Winograd F(4x4,5x5) and F(4x4,3x3) for stride-1 layers "
-                       "(self-test passed; %s), 1x1 stride-1 layers on the same products, "
-                       "im2col + sgemm for the others"
-                     : "convolution: im2col + sgemm (Winograd failed its self-test; %s)",
-             cxr_winograd_products_describe());
+                       "(self-test passed; %s), %s, im2col + sgemm for the others"
+                     : "convolution: im2col + sgemm (Winograd failed its self-test; %s)%s",
+             cxr_winograd_products_describe(), enabled ? cxr_pointwise_describe() : "");
 }
 
 static atomic_int in_training = 1;

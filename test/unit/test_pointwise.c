@@ -61,7 +61,7 @@ check(int cin, int cout, int h, int w, int with_bias, uint32_t seed, int *intact
 int
 main(void)
 {
-    printf("  %s\n", cxr_winograd_products_describe());
+    printf("  %s; %s\n", cxr_winograd_products_describe(), cxr_pointwise_describe());
     static const int cases[][5] = {
         /* cin, cout, h, w, bias */
         {8, 8, 4, 4, 0},      /* one block of 16, read in place */
